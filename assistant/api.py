@@ -1,0 +1,174 @@
+"""The public API: ``Assistant`` (load once, call from many threads) and ``answer()``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Iterable, Sequence
+
+from langchain_core.runnables import Runnable
+
+from .chain import Turnstate, build_chain
+from .compose import DISCLAIMER, OUT_OF_SCOPE_TEXT, Composer, no_answer_text
+from .embeddings import Embedder, get_embedder
+from .results import AnswerResult, Citation, Context, Turn
+from .retrieval import Retriever
+from .safety import INFO_REQUEST_NOTE, SafetyScreen, red_flag_reply
+from .settings import Settings, get_settings
+from .store import Store
+from .validation import validate_message
+
+log = logging.getLogger(__name__)
+
+WARNING_SIGNS_QUERY = (
+    "when to seek medical advice: warning signs such as severe unrelenting pain, numbness or weakness "
+    "in the legs, bowel or bladder dysfunction; consult your healthcare provider"
+)
+# Below this similarity to anything in the corpus, and with no topic word, a message is off-topic.
+OFF_TOPIC_SIMILARITY = 0.30
+# A question naming things the corpus never mentions needs a closer match to count as answered.
+UNKNOWN_TERMS_SIMILARITY = 0.50
+
+
+def coerce_history(history: Iterable[Any] | None) -> tuple[Turn, ...]:
+    if not history or isinstance(history, (str, bytes)):
+        return ()
+    try:
+        return tuple(t for t in (Turn.coerce(h) for h in history) if t is not None)
+    except TypeError:
+        return ()
+
+
+class Assistant:
+    """Loads the model, the store and the rules once; ``answer`` is safe to call from many threads."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        ensure_index: bool = False,
+    ) -> None:
+        t0 = time.perf_counter()
+        self.settings = settings or get_settings()
+        self.embedder = embedder or get_embedder(self.settings)
+        store = Store(self.settings, self.embedder)
+        if ensure_index:
+            store.sync(progress=True)
+        self.retriever = Retriever(store.load_records(), self.embedder, self.settings)
+        self.composer = Composer(self.retriever, max_sentences=self.settings.max_answer_sentences)
+        self.safety = SafetyScreen(self.embedder)
+        self._warning_contexts = self._find_warning_passages()
+        self.chain: Runnable = build_chain(self)
+        self.answer("Is walking good for back pain?")  # warm every code path once
+        self.load_seconds = time.perf_counter() - t0
+        log.info("assistant ready in %.1fs (%d passages)", self.load_seconds, len(self.retriever.chunk_ids))
+
+    # ------------------------------------------------------------ public
+
+    def answer(self, question: Any, history: Sequence[Any] | None = None) -> AnswerResult:
+        return self.chain.invoke({"question": question, "history": list(coerce_history(history))})
+
+    def as_runnable(self) -> Runnable:
+        return self.chain
+
+    # ------------------------------------------------------------ pipeline steps (see chain.py)
+
+    def step_validate(self, state: Turnstate) -> Turnstate:
+        checked = validate_message(state.message, self.settings.max_message_chars)
+        if not checked.ok:
+            state.result = AnswerResult(kind="invalid_input", text=checked.problem)
+            return state
+        state.text = checked.text
+        return state
+
+    def step_safety(self, state: Turnstate) -> Turnstate:
+        query = self.retriever.analyse(state.text, state.history)
+        # one model call for everything this message needs; the embedder caches each text
+        self.embedder.encode([*self.safety.sentences(state.text), *query.embed_texts()])
+        state.retrieved = query
+        state.safety = self.safety.assess(state.text, state.history)
+        if state.safety.flagged:
+            state.result = self._red_flag_result(state)
+        return state
+
+    def step_retrieve(self, state: Turnstate) -> Turnstate:
+        query = state.retrieved
+        retrieved = self.retriever.retrieve(query, vectors=self.retriever.embed(query))
+        state.retrieved = retrieved
+        contexts = retrieved.contexts
+        if not query.on_topic_words and retrieved.best_similarity < OFF_TOPIC_SIMILARITY:
+            state.result = AnswerResult(kind="out_of_scope", text=OUT_OF_SCOPE_TEXT, safety=state.safety, contexts=contexts)
+        elif retrieved.best_similarity < self.settings.min_relevance or (
+            query.unknown_words and retrieved.best_similarity < UNKNOWN_TERMS_SIMILARITY
+        ):
+            state.result = self._no_answer(state, contexts)
+        return state
+
+    def step_compose(self, state: Turnstate) -> Turnstate:
+        retrieved = state.retrieved
+        composition = self.composer.compose(retrieved, retrieved.contexts)
+        if not composition.citations:
+            state.result = self._no_answer(state, retrieved.contexts)
+            return state
+        parts = [composition.text]
+        if state.safety.info_request:
+            parts.append(INFO_REQUEST_NOTE)
+        parts.append(DISCLAIMER)
+        state.result = AnswerResult(
+            kind="answer",
+            text="\n\n".join(parts),
+            citations=composition.citations,
+            safety=state.safety,
+            contexts=retrieved.contexts,
+        )
+        return state
+
+    # ------------------------------------------------------------ helpers
+
+    def _no_answer(self, state: Turnstate, contexts: list[Context]) -> AnswerResult:
+        return AnswerResult(
+            kind="no_answer",
+            text=f"{no_answer_text(contexts)}\n\n{DISCLAIMER}",
+            safety=state.safety,
+            contexts=contexts,
+        )
+
+    def _find_warning_passages(self) -> list[Context]:
+        query = self.retriever.analyse(WARNING_SIGNS_QUERY)
+        found = self.retriever.retrieve(query, k=3)
+        return [c for c in found.contexts if c.score >= 0.45][:2]
+
+    def _red_flag_result(self, state: Turnstate) -> AnswerResult:
+        citations = [
+            Citation(n=i, title=c.title, source=c.source, section=c.section, quote=c.text, score=c.score)
+            for i, c in enumerate(self._warning_contexts, start=1)
+        ]
+        text = red_flag_reply(state.safety)
+        if citations:
+            refs = " ".join(f"[{c.n}]" for c in citations)
+            text += f"\n\nMy sources list warning signs like these as reasons to see a professional {refs}."
+        return AnswerResult(
+            kind="red_flag",
+            text=f"{text}\n\n{DISCLAIMER}",
+            citations=citations,
+            safety=state.safety,
+            contexts=list(self._warning_contexts),
+        )
+
+
+_default: Assistant | None = None
+_default_lock = threading.Lock()
+
+
+def default_assistant() -> Assistant:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Assistant(ensure_index=True)
+        return _default
+
+
+def answer(question: Any, history: Sequence[Any] | None = None) -> AnswerResult:
+    """Answer with the shared default assistant (built on first use from the default settings)."""
+    return default_assistant().answer(question, history)

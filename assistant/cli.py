@@ -1,0 +1,190 @@
+"""``backpain``: index, ask, chat, serve and eval from the terminal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Walking and back pain assistant.")
+
+
+def _settings(
+    index_dir: Optional[Path] = None,
+    chroma_host: Optional[str] = None,
+    chroma_port: Optional[int] = None,
+    corpus_dir: Optional[Path] = None,
+    collection: Optional[str] = None,
+) -> Settings:
+    overrides = {
+        k: v
+        for k, v in {
+            "index_dir": index_dir,
+            "chroma_host": chroma_host,
+            "chroma_port": chroma_port,
+            "corpus_dir": corpus_dir,
+            "collection": collection,
+        }.items()
+        if v is not None
+    }
+    return Settings(**overrides)
+
+
+def _logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.getLevelName(Settings().log_level.upper())
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "chromadb", "sentence_transformers", "urllib3", "posthog", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+IndexDir = typer.Option(None, "--index-dir", help="Folder of the embedded Chroma store (BACKPAIN_INDEX_DIR).")
+ChromaHost = typer.Option(None, "--chroma-host", help="Use a Chroma server at this host (BACKPAIN_CHROMA_HOST).")
+ChromaPort = typer.Option(None, "--chroma-port", help="Port of the Chroma server (BACKPAIN_CHROMA_PORT).")
+Verbose = typer.Option(False, "--verbose", "-v", help="Debug logging.")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _assistant(settings: Settings, ensure_index: bool = True):
+    from .api import Assistant
+    from .ingestion import IngestionError
+    from .store import StoreError
+
+    try:
+        return Assistant(settings, ensure_index=ensure_index)
+    except (StoreError, IngestionError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def index(
+    path: Optional[Path] = typer.Argument(None, help="Folder of .md/.txt/.html/.pdf documents (default: corpus/)."),
+    index_dir: Optional[Path] = IndexDir,
+    chroma_host: Optional[str] = ChromaHost,
+    chroma_port: Optional[int] = ChromaPort,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    verbose: bool = Verbose,
+) -> None:
+    """Build or update the index incrementally: only changed documents are re-embedded."""
+    _logging(verbose)
+    from .ingestion import IngestionError
+    from .store import StoreError, build_index
+
+    if path is not None and not path.is_dir():
+        _fail(f"not a folder: {path}", 2)
+    settings = _settings(index_dir, chroma_host, chroma_port, corpus_dir=path)
+    try:
+        summary = build_index(settings, progress=not quiet)
+    except (StoreError, IngestionError) as exc:
+        _fail(str(exc))
+    for warning in summary.warnings:
+        typer.secho(f"skipped: {warning}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(summary.line())
+    if summary.documents == 0:
+        _fail("no readable documents found", 1)
+
+
+def _print_result(result, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    if result.kind == "red_flag":
+        typer.secho(f"[{result.safety.level.upper()}]", fg=typer.colors.RED, bold=True)
+    typer.echo(result.text)
+    for c in result.citations:
+        typer.secho(f"[{c.n}] {c.title} \u2014 {c.section} ({c.source})", fg=typer.colors.CYAN)
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="Your question, in quotes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+    index_dir: Optional[Path] = IndexDir,
+    chroma_host: Optional[str] = ChromaHost,
+    chroma_port: Optional[int] = ChromaPort,
+    verbose: bool = Verbose,
+) -> None:
+    """Ask one question and print the cited answer."""
+    _logging(verbose)
+    bot = _assistant(_settings(index_dir, chroma_host, chroma_port))
+    result = bot.answer(question)
+    _print_result(result, as_json)
+    if result.kind == "invalid_input":
+        raise typer.Exit(2)
+
+
+@app.command()
+def chat(
+    index_dir: Optional[Path] = IndexDir,
+    chroma_host: Optional[str] = ChromaHost,
+    chroma_port: Optional[int] = ChromaPort,
+    verbose: bool = Verbose,
+) -> None:
+    """A conversation in the terminal; follow-up questions use what was said before. Ctrl-D to leave."""
+    _logging(verbose)
+    bot = _assistant(_settings(index_dir, chroma_host, chroma_port))
+    history: list[dict] = []
+    typer.echo("Ask about walking and back pain. Empty line or Ctrl-D to quit.")
+    while True:
+        try:
+            line = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            typer.echo("")
+            break
+        if not line.strip():
+            break
+        result = bot.answer(line, history)
+        _print_result(result, False)
+        history += [{"role": "user", "content": line}, {"role": "assistant", "content": result.text}]
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, "--host", help="Interface to listen on (BACKPAIN_HOST, default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (BACKPAIN_PORT, default 7860)."),
+    index_dir: Optional[Path] = IndexDir,
+    chroma_host: Optional[str] = ChromaHost,
+    chroma_port: Optional[int] = ChromaPort,
+    verbose: bool = Verbose,
+) -> None:
+    """Serve the chat page (the index is brought up to date first)."""
+    _logging(verbose)
+    from ui.app import serve as serve_ui
+
+    serve_ui(_settings(index_dir, chroma_host, chroma_port), host=host, port=port)
+
+
+@app.command("eval")
+def evaluate(
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default evals/report)."),
+    thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="Minimum figures (default evals/thresholds.toml)."),
+    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the baseline retrievers."),
+    index_dir: Optional[Path] = IndexDir,
+    chroma_host: Optional[str] = ChromaHost,
+    chroma_port: Optional[int] = ChromaPort,
+    verbose: bool = Verbose,
+) -> None:
+    """Score the assistant on evals/ and write a report; exit 1 when a metric is under its threshold."""
+    _logging(verbose)
+    from .evaluation import run_from_cli
+
+    code = run_from_cli(
+        out_dir=out_dir,
+        thresholds=thresholds,
+        baselines=not no_baselines,
+        settings=_settings(index_dir, chroma_host, chroma_port),
+    )
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,169 @@
+"""Extractive answers: every sentence shown is a sentence of a cited passage, so nothing is invented.
+
+Sentences of the top passages are scored against the question with their precomputed embeddings
+(own sentence and its window) plus word overlap, picked without near-repeats, and put back in
+reading order so the answer reads like the article rather than a shuffled list.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .results import Citation, Context
+from .retrieval import Retrieved, Retriever, words
+
+DISCLAIMER = (
+    "_General information from the sources above, not medical advice. If your pain is severe, "
+    "getting worse, or comes with new symptoms, please see a health professional._"
+)
+
+OUT_OF_SCOPE_TEXT = (
+    "I can only help with questions about walking and back pain, so I can't answer that one. "
+    "You could ask, for example:\n"
+    "- Is walking good for lower back pain?\n"
+    "- How long should I walk when I'm just starting?\n"
+    "- What shoes are best for walking with a bad back?"
+)
+
+_QUESTIONISH = re.compile(r"\?\s*$")
+_BARE_INTRO = re.compile(r":\s*$")
+_REFERENCE_ONLY = re.compile(r"^\(?\d+\)?\.?$")
+
+
+@dataclass
+class Composition:
+    text: str
+    citations: list[Citation]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    row: int
+    chunk_row: int
+    rank: int
+    position: int
+    text: str
+    is_item: bool
+    score: float
+
+
+def _usable(text: str, is_item: bool) -> bool:
+    if _QUESTIONISH.search(text) or _BARE_INTRO.search(text) or _REFERENCE_ONLY.match(text):
+        return False
+    return is_item or len(text.split()) >= 5
+
+
+class Composer:
+    def __init__(self, retriever: Retriever, max_sentences: int = 4, min_sentences: int = 2) -> None:
+        self.retriever = retriever
+        self.max_sentences = max_sentences
+        self.min_sentences = min_sentences
+        index = retriever.index
+        self.sent_text = index.texts["sentence"]
+        self.sent_meta = index.metas["sentence"]
+        self.sent_vecs = index.vectors["sentence"]
+        self.window_vecs = index.vectors["window"]
+        self.rows_by_chunk: dict[int, list[int]] = {}
+        for row, chunk_row in enumerate(retriever.sentence_chunk):
+            self.rows_by_chunk.setdefault(int(chunk_row), []).append(row)
+        self._stemmed = [set(retriever._stem(words(t))) for t in self.sent_text]
+
+    def candidates(self, retrieved: Retrieved, passages: int = 4) -> list[_Candidate]:
+        qv = retrieved.query_vectors
+        weights = np.full(len(qv), 1.0 / len(qv), dtype=np.float32)
+        keywords = set(retrieved.query.keywords)
+        out: list[_Candidate] = []
+        for rank, chunk_row in enumerate(retrieved.chunk_rows[:passages]):
+            rows = self.rows_by_chunk.get(chunk_row, [])
+            if not rows:
+                continue
+            own = (self.sent_vecs[rows] @ qv.T) @ weights
+            win = (self.window_vecs[rows] @ qv.T) @ weights
+            for j, row in enumerate(rows):
+                text = self.sent_text[row]
+                is_item = bool(self.sent_meta[row].get("is_item"))
+                if not _usable(text, is_item):
+                    continue
+                overlap = len(keywords & self._stemmed[row]) / max(1, len(keywords)) if keywords else 0.0
+                score = 0.55 * float(own[j]) + 0.30 * float(win[j]) + 0.15 * overlap - 0.02 * rank
+                out.append(_Candidate(row, chunk_row, rank, int(self.sent_meta[row]["position"]), text, is_item, score))
+        return out
+
+    def select(self, candidates: list[_Candidate]) -> list[_Candidate]:
+        if not candidates:
+            return []
+        ranked = sorted(candidates, key=lambda c: -c.score)
+        best = ranked[0].score
+        chosen: list[_Candidate] = []
+        seen_text: set[str] = set()
+        for cand in ranked:
+            if len(chosen) >= self.max_sentences:
+                break
+            if len(chosen) >= self.min_sentences and cand.score < best - 0.12:
+                break
+            key = " ".join(words(cand.text))
+            if key in seen_text:
+                continue
+            if any(float(self.sent_vecs[cand.row] @ self.sent_vecs[c.row]) > 0.88 for c in chosen):
+                continue
+            chosen.append(cand)
+            seen_text.add(key)
+        # reading order: passages by the strength of their best sentence, sentences as written
+        group_best: dict[int, float] = {}
+        for c in chosen:
+            group_best[c.chunk_row] = max(group_best.get(c.chunk_row, -1.0), c.score)
+        return sorted(chosen, key=lambda c: (-group_best[c.chunk_row], c.position))
+
+    def compose(self, retrieved: Retrieved, contexts: list[Context]) -> Composition:
+        chosen = self.select(self.candidates(retrieved))
+        by_chunk = {ctx.chunk_id: ctx for ctx in contexts}
+        numbers: dict[int, int] = {}
+        citations: list[Citation] = []
+        lines: list[str] = []
+        paragraph: list[str] = []
+        for cand in chosen:
+            if cand.chunk_row not in numbers:
+                numbers[cand.chunk_row] = len(numbers) + 1
+                chunk_id = self.retriever.chunk_ids[cand.chunk_row]
+                ctx = by_chunk.get(chunk_id)
+                meta = self.retriever.chunk_meta[cand.chunk_row]
+                citations.append(
+                    Citation(
+                        n=numbers[cand.chunk_row],
+                        title=meta["title"],
+                        source=meta["source"],
+                        section=meta["section"],
+                        quote=self.retriever.chunk_text[cand.chunk_row],
+                        score=ctx.score if ctx else cand.score,
+                    )
+                )
+            marked = f"{cand.text} [{numbers[cand.chunk_row]}]"
+            if cand.is_item:
+                if paragraph:
+                    lines.append(" ".join(paragraph))
+                    paragraph = []
+                lines.append(f"- {marked}")
+            else:
+                if lines and lines[-1].startswith("- ") and not paragraph:
+                    lines.append("")
+                paragraph.append(marked)
+        if paragraph:
+            lines.append(" ".join(paragraph))
+        body = "\n".join(lines).replace("\n\n\n", "\n\n")
+        return Composition(text=body, citations=citations)
+
+
+def no_answer_text(contexts: list[Context]) -> str:
+    topics = list(dict.fromkeys(c.section.split(" > ")[-1] for c in contexts[:3]))
+    suggestion = "; ".join(f"\u201c{t}\u201d" for t in topics)
+    text = (
+        "I'm sorry, my sources don't cover that, so I won't guess. "
+        "They cover walking for back pain: its benefits, how to start and build up, posture and technique, "
+        "shoes and surfaces, stretching, and warning signs that need a doctor."
+    )
+    if suggestion:
+        text += f" The closest sections I found are {suggestion}."
+    return text + " For anything beyond that, a doctor or physiotherapist is the right person to ask."

@@ -1,0 +1,309 @@
+"""Hybrid retrieval tuned for questions as patients type them.
+
+Every article here is about walking and back pain, so those words match everything. The signal
+is in the rest: the question is cleaned, misspellings are mapped onto the corpus vocabulary,
+lay and foreign words are expanded to the articles' terms, and three rankings are fused by
+reciprocal rank: dense over whole chunks, dense over sentence windows, and BM25 on the
+distinctive words. Everything but the query embedding is precomputed at load time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import yaml
+
+from .embeddings import Embedder
+from .results import Context, Turn
+from .settings import DATA_DIR, Settings
+from .store import LoadedIndex
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?", re.UNICODE)
+_TAG = re.compile(r"<[^>]{0,200}>")
+_FOLLOWUP_START = re.compile(
+    r"^(and|also|but|so|what about|how about|ok(ay)?|then|and what|what if|is that|is it|are they|does it|do they|"
+    r"should i do (it|that|them|this)|how (long|often|many|far|much)|which ones?|why|when)\b"
+)
+_ANAPHORA = re.compile(r"\b(it|that|this|those|these|them|they|each one|each|one|ones|there|same)\b")
+
+RRF_K = 20
+WEIGHTS = {"chunk": 1.0, "window": 1.2, "bm25": 0.8}
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    expansions: dict[str, str]
+    topic_words: frozenset[str]
+    common_words: frozenset[str]
+    _patterns: tuple[tuple[re.Pattern, str], ...] = ()
+
+    @classmethod
+    def load(cls, path=None) -> "Lexicon":
+        data = yaml.safe_load((path or DATA_DIR / "lexicon.yaml").read_text(encoding="utf-8"))
+        expansions = {str(k).lower(): str(v) for k, v in (data.get("expansions") or {}).items()}
+        patterns = tuple(
+            (re.compile(r"(?<![^\W_])" + re.escape(k) + r"(?![^\W_])"), v)
+            for k, v in sorted(expansions.items(), key=lambda kv: -len(kv[0]))
+        )
+        return cls(
+            expansions=expansions,
+            topic_words=frozenset(w.lower() for w in data.get("topic_words") or []),
+            common_words=frozenset(w.lower() for w in data.get("common_words") or []),
+            _patterns=patterns,
+        )
+
+    def expand(self, text: str) -> list[str]:
+        extra: list[str] = []
+        for pattern, value in self._patterns:
+            if pattern.search(text):
+                extra.append(value)
+        return extra
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    extra = {"im", "i'm", "ive", "i've", "dont", "don't", "can't", "cant", "get", "got", "really", "should", "would",
+             "could", "much", "many", "bit", "lot", "thing", "things", "anything", "something", "ok", "okay",
+             "please", "thanks", "hi", "hello", "hey", "also", "just", "like", "yeah", "lol", "tell", "know", "want",
+             "need", "go", "going", "make", "way", "ways", "best", "better", "good", "bad", "well"}
+    return frozenset(STOPWORDS_EN_PLUS) | extra
+
+
+def words(text: str) -> list[str]:
+    return [w.replace("\u2019", "'") for w in _WORD.findall(text.lower())]
+
+
+def strip_markup(text: str) -> str:
+    return " ".join(_TAG.sub(" ", text).split())
+
+
+@dataclass
+class Query:
+    """What retrieval made of one message."""
+
+    message: str
+    text: str
+    expansions: list[str]
+    content_words: list[str]
+    keywords: list[str]
+    unknown_words: list[str]
+    on_topic_words: list[str]
+    followup_of: str | None = None
+
+    @property
+    def dense_text(self) -> str:
+        return " ".join([self.text, *self.expansions]).strip()
+
+    @property
+    def focused_text(self) -> str:
+        """The distinctive words only: what the probes found retrieval needs."""
+        return " ".join(dict.fromkeys([*self.content_words, *self.expansions]))
+
+    def embed_texts(self) -> list[str]:
+        focused = self.focused_text
+        if len(focused.split()) >= 2 and focused != self.dense_text:
+            return [self.dense_text, focused]
+        return [self.dense_text]
+
+
+@dataclass
+class Retrieved:
+    query: Query
+    contexts: list[Context]
+    chunk_rows: list[int]
+    query_vectors: np.ndarray
+    best_similarity: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Retriever:
+    def __init__(self, index: LoadedIndex, embedder: Embedder, settings: Settings, lexicon: Lexicon | None = None) -> None:
+        import bm25s
+
+        if not len(index):
+            raise ValueError("the index is empty: nothing to retrieve from")
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+        self.lexicon = lexicon or Lexicon.load()
+        self._lock = threading.Lock()
+
+        self.chunk_ids = index.ids["chunk"]
+        self.chunk_meta = index.metas["chunk"]
+        self.chunk_text = index.texts["chunk"]
+        self.chunk_vecs = index.vectors["chunk"]
+        row_of = {cid: i for i, cid in enumerate(self.chunk_ids)}
+        self.window_chunk = np.array([row_of[m["chunk_id"]] for m in index.metas["window"]], dtype=np.int64)
+        self.window_vecs = index.vectors["window"]
+        self.sentence_chunk = np.array([row_of[m["chunk_id"]] for m in index.metas["sentence"]], dtype=np.int64)
+
+        docs = [f"{m['section']} {t}" for m, t in zip(self.chunk_meta, self.chunk_text)]
+        doc_tokens = [self._stem(self._index_words(d)) for d in docs]
+        self.bm25 = bm25s.BM25()
+        self.bm25.index(doc_tokens, show_progress=False)
+
+        vocab: set[str] = set()
+        for d in docs + [m["title"] for m in self.chunk_meta]:
+            vocab.update(words(d))
+        for value in self.lexicon.expansions.values():
+            vocab.update(words(value))
+        vocab.update(self.lexicon.expansions)
+        self.vocab = frozenset(vocab)
+        self._vocab_list = sorted(w for w in vocab if len(w) >= 3 and w.isalpha())
+        self._duplicate_of = self._near_duplicates()
+        self._correct("warmup")  # loads the word-frequency tables now, not on the first question
+
+    # ------------------------------------------------------------ query analysis
+
+    def _index_words(self, text: str) -> list[str]:
+        stop = _stopwords()
+        return [w for w in words(text) if w not in stop]
+
+    def _stem(self, tokens: Sequence[str]) -> list[str]:
+        return _stemmer().stemWords(list(tokens)) if tokens else []
+
+    def _correct(self, token: str) -> str:
+        """Map a misspelt word onto the corpus vocabulary when it is not an English word."""
+        if token in self.vocab or len(token) < 3 or not token.isalpha():
+            return token
+        from rapidfuzz import fuzz, process
+        from wordfreq import zipf_frequency
+
+        if zipf_frequency(token, "en") >= 3.0:
+            return token
+        match = process.extractOne(token, self._vocab_list, scorer=fuzz.ratio, score_cutoff=80)
+        return match[0] if match else token
+
+    def analyse(self, message: str, history: Sequence[Turn] = ()) -> Query:
+        text = strip_markup(message)
+        tokens = words(text)
+        corrected = [self._correct(t) for t in tokens]
+        if corrected != tokens:
+            fixes = dict(zip(tokens, corrected))
+            text = _WORD.sub(lambda m: fixes.get(m.group(0).lower().replace("\u2019", "'"), m.group(0)), text)
+        lowered = " ".join(corrected)
+        expansions = self.lexicon.expand(lowered)
+        stop = _stopwords()
+        content = [w for w in corrected if w not in stop and w not in self.lexicon.common_words]
+        unknown = [w for w in content if w not in self.vocab and w.isalpha()]
+        on_topic = [w for w in corrected if self._is_topic_word(w)]
+        query = Query(
+            message=message,
+            text=text,
+            expansions=expansions,
+            content_words=content,
+            keywords=[],
+            unknown_words=unknown,
+            on_topic_words=on_topic,
+        )
+        previous = self._followup_context(lowered, content, history)
+        if previous is not None:
+            prev = self.analyse(previous)
+            query.followup_of = previous
+            query.text = f"{prev.text} {query.text}"
+            query.expansions = list(dict.fromkeys(prev.expansions + query.expansions))
+            query.content_words = list(dict.fromkeys(prev.content_words + query.content_words))
+            query.on_topic_words = list(dict.fromkeys(prev.on_topic_words + query.on_topic_words))
+        kw = [w for w in query.content_words] + [w for e in query.expansions for w in words(e)]
+        query.keywords = [k for k in self._stem(kw) if k in self.bm25.vocab_dict]
+        return query
+
+    def _is_topic_word(self, word: str) -> bool:
+        if word in self.lexicon.topic_words:
+            return True
+        return len(word) >= 5 and any(word.startswith(t) for t in self.lexicon.topic_words if len(t) >= 5)
+
+    def _followup_context(self, lowered: str, content: list[str], history: Sequence[Turn]) -> str | None:
+        """A follow-up is read together with the last user question it depends on."""
+        previous = next((t.content for t in reversed(history) if t.role == "user" and t.content.strip()), None)
+        if not previous:
+            return None
+        short = len(content) <= 3
+        refers = bool(_FOLLOWUP_START.search(lowered)) or bool(_ANAPHORA.search(lowered))
+        if (short and refers) or len(content) <= 1:
+            return previous
+        return None
+
+    # ------------------------------------------------------------ ranking
+
+    def _near_duplicates(self) -> dict[int, int]:
+        """Rows whose text is a near copy of an earlier row: kept out of the ranking."""
+        sims = self.chunk_vecs @ self.chunk_vecs.T
+        dup: dict[int, int] = {}
+        for i in range(len(sims)):
+            for j in range(i):
+                if j not in dup and sims[i, j] >= 0.97:
+                    dup[i] = j
+                    break
+        return dup
+
+    def embed(self, query: Query) -> np.ndarray:
+        return self.embedder.encode(query.embed_texts())
+
+    def retrieve(self, query: Query, k: int | None = None, vectors: np.ndarray | None = None) -> Retrieved:
+        import time
+
+        t0 = time.perf_counter()
+        k = k or self.settings.top_k
+        qv = vectors if vectors is not None else self.embed(query)
+        t1 = time.perf_counter()
+        q_weights = np.full(len(qv), 1.0 / len(qv), dtype=np.float32)
+
+        chunk_sim = (self.chunk_vecs @ qv.T) @ q_weights
+        window_sim_all = (self.window_vecs @ qv.T) @ q_weights
+        window_sim = np.full(len(self.chunk_ids), -1.0, dtype=np.float32)
+        np.maximum.at(window_sim, self.window_chunk, window_sim_all)
+        if query.keywords:
+            bm = self.bm25.get_scores(query.keywords)
+        else:
+            bm = np.zeros(len(self.chunk_ids), dtype=np.float32)
+
+        fused = np.zeros(len(self.chunk_ids), dtype=np.float64)
+        for name, scores in (("chunk", chunk_sim), ("window", window_sim), ("bm25", bm)):
+            if name == "bm25" and not np.any(scores > 0):
+                continue
+            order = np.argsort(-scores, kind="stable")
+            ranks = np.empty(len(order), dtype=np.float64)
+            ranks[order] = np.arange(1, len(order) + 1)
+            fused += WEIGHTS[name] / (RRF_K + ranks)
+        for dup in self._duplicate_of:
+            fused[dup] = -1.0
+        order = np.argsort(-fused, kind="stable")[:k]
+        best = float(max(window_sim.max(), chunk_sim.max()))
+        contexts = [
+            Context(
+                chunk_id=self.chunk_ids[i],
+                source=self.chunk_meta[i]["source"],
+                title=self.chunk_meta[i]["title"],
+                section=self.chunk_meta[i]["section"],
+                text=self.chunk_text[i],
+                score=float(max(window_sim[i], chunk_sim[i])),
+            )
+            for i in order
+        ]
+        t2 = time.perf_counter()
+        return Retrieved(
+            query=query,
+            contexts=contexts,
+            chunk_rows=[int(i) for i in order],
+            query_vectors=qv,
+            best_similarity=best,
+            timings_ms={"embed": (t1 - t0) * 1000, "rank": (t2 - t1) * 1000},
+        )

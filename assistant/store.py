@@ -1,0 +1,284 @@
+"""The Chroma store: embedded under ``index/`` by default, a Chroma server when a host is set.
+
+Indexing is a diff, not a rebuild: record ids are content hashes, so comparing the ids a document
+should have with the ids the store holds tells exactly what to add and delete. That makes a re-run
+after an interrupted build finish the job, and a re-run with no change touch nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .embeddings import Embedder, get_embedder
+from .ingestion import Chunk, ChunkingConfig, chunk_document, load_corpus
+from .settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+RECORD_KINDS = ("chunk", "window", "sentence")
+_ADD_BATCH = 256
+
+
+class StoreError(Exception):
+    """The store cannot be reached or opened; the message says what to do."""
+
+
+def make_client(settings: Settings):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    try:
+        if settings.chroma_host:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+        settings.index_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
+    except Exception as exc:
+        where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else settings.index_dir
+        raise StoreError(f"cannot open the Chroma store at {where}: {exc}") from exc
+
+
+def index_fingerprint(settings: Settings, embedder: Embedder) -> dict[str, str]:
+    cfg = chunking_config(settings)
+    return {
+        "schema": str(SCHEMA_VERSION),
+        "model": embedder.model_name,
+        "model_dim": str(embedder.dim),
+        "chunking": cfg.fingerprint(),
+    }
+
+
+def chunking_config(settings: Settings) -> ChunkingConfig:
+    return ChunkingConfig(max_tokens=settings.chunk_max_tokens, target_tokens=settings.chunk_target_tokens)
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    kind: str
+    text: str
+    embed_text: str
+    metadata: dict[str, Any]
+
+
+def records_for(chunk: Chunk) -> list[Record]:
+    """One chunk record, plus per sentence a window (with neighbours) and the bare sentence.
+
+    Windows are what retrieval scores best on casual questions; bare sentences are what the
+    composer quotes, so both are embedded once here instead of at question time.
+    """
+    base = {
+        "source": chunk.source,
+        "title": chunk.title,
+        "section": chunk.section,
+        "chunk_id": chunk.id,
+        "order": chunk.order,
+        "doc_hash": chunk.doc_hash,
+    }
+    out = [Record(chunk.id, "chunk", chunk.text, chunk.embed_text, {**base, "kind": "chunk", "position": -1, "is_item": False})]
+    sents = chunk.sentences
+    for i, s in enumerate(sents):
+        window = " ".join(x.text for x in sents[max(0, i - 1): i + 2])
+        meta = {**base, "position": i, "is_item": s.is_item}
+        out.append(Record(f"{chunk.id}:w{i}", "window", window, f"{chunk.section}. {window}", {**meta, "kind": "window"}))
+        out.append(Record(f"{chunk.id}:s{i}", "sentence", s.text, s.text, {**meta, "kind": "sentence"}))
+    return out
+
+
+@dataclass
+class IndexSummary:
+    documents: int = 0
+    added_docs: list[str] = field(default_factory=list)
+    replaced_docs: list[str] = field(default_factory=list)
+    deleted_docs: list[str] = field(default_factory=list)
+    unchanged_docs: list[str] = field(default_factory=list)
+    records_added: int = 0
+    records_deleted: int = 0
+    rebuilt: bool = False
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.records_added or self.records_deleted or self.rebuilt)
+
+    def line(self) -> str:
+        return (
+            f"{self.documents} documents: {len(self.added_docs)} added, {len(self.replaced_docs)} replaced, "
+            f"{len(self.deleted_docs)} deleted, {len(self.unchanged_docs)} unchanged "
+            f"({self.records_added} records added, {self.records_deleted} deleted"
+            f"{', full rebuild' if self.rebuilt else ''}; {len(self.warnings)} files skipped) in {self.seconds:.1f}s"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Store:
+    """The collection and what was indexed into it."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.embedder = embedder or get_embedder(self.settings)
+        self.client = make_client(self.settings)
+        self.fingerprint = index_fingerprint(self.settings, self.embedder)
+
+    def collection(self, create: bool = True):
+        name = self.settings.collection
+        if create:
+            return self.client.get_or_create_collection(
+                name, metadata={**self.fingerprint, "hnsw:space": "cosine"}, embedding_function=None
+            )
+        return self.client.get_collection(name, embedding_function=None)
+
+    def _existing(self, col) -> dict[str, dict[str, str]]:
+        """source -> {record id -> doc_hash} for everything in the collection."""
+        got = col.get(include=["metadatas"])
+        by_source: dict[str, dict[str, str]] = defaultdict(dict)
+        for rid, meta in zip(got["ids"], got["metadatas"] or []):
+            by_source[(meta or {}).get("source", "")][rid] = (meta or {}).get("doc_hash", "")
+        return by_source
+
+    def _settings_match(self, col) -> bool:
+        meta = col.metadata or {}
+        return all(str(meta.get(k)) == v for k, v in self.fingerprint.items())
+
+    def sync(self, corpus_dir: Path | None = None, progress: bool = True) -> IndexSummary:
+        start = time.perf_counter()
+        folder = Path(corpus_dir or self.settings.corpus_dir)
+        docs, warnings = load_corpus(folder)
+        summary = IndexSummary(documents=len(docs), warnings=warnings)
+        cfg = chunking_config(self.settings)
+
+        col = self.collection()
+        if not self._settings_match(col):
+            log.info("model or chunking settings changed: rebuilding the index")
+            self.client.delete_collection(self.settings.collection)
+            col = self.collection()
+            summary.rebuilt = True
+        existing = self._existing(col)
+
+        to_add: list[Record] = []
+        to_delete: list[str] = []
+        current_sources = set()
+        for doc in docs:
+            current_sources.add(doc.source)
+            wanted = {r.id: r for c in chunk_document(doc, cfg, self.embedder.count_tokens) for r in records_for(c)}
+            have = existing.get(doc.source, {})
+            missing = [r for rid, r in wanted.items() if rid not in have]
+            stale = [rid for rid in have if rid not in wanted]
+            if not have:
+                summary.added_docs.append(doc.source)
+            elif missing or stale:
+                summary.replaced_docs.append(doc.source)
+            else:
+                summary.unchanged_docs.append(doc.source)
+            to_add.extend(missing)
+            to_delete.extend(stale)
+        for source, ids in existing.items():
+            if source not in current_sources:
+                summary.deleted_docs.append(source or "(unknown)")
+                to_delete.extend(ids)
+
+        if to_delete:
+            for i in range(0, len(to_delete), 5000):
+                col.delete(ids=to_delete[i:i + 5000])
+        if to_add:
+            self._add(col, to_add, progress)
+        summary.records_added = len(to_add)
+        summary.records_deleted = len(to_delete)
+        summary.seconds = time.perf_counter() - start
+        self._write_manifest(docs, summary)
+        log.info("index: %s", summary.line())
+        return summary
+
+    def _add(self, col, records: list[Record], progress: bool) -> None:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(records), desc="Embedding", unit="rec", disable=not progress)
+        try:
+            for i in range(0, len(records), _ADD_BATCH):
+                batch = records[i:i + _ADD_BATCH]
+                vectors = self.embedder.encode_uncached([r.embed_text for r in batch])
+                col.upsert(
+                    ids=[r.id for r in batch],
+                    embeddings=vectors,
+                    documents=[r.text for r in batch],
+                    metadatas=[r.metadata for r in batch],
+                )
+                bar.update(len(batch))
+        finally:
+            bar.close()
+
+    def _write_manifest(self, docs, summary: IndexSummary) -> None:
+        manifest = {
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "fingerprint": self.fingerprint,
+            "store": f"http://{self.settings.chroma_host}:{self.settings.chroma_port}" if self.settings.chroma_host else "embedded",
+            "collection": self.settings.collection,
+            "documents": {d.source: d.content_hash for d in docs},
+            "last_run": summary.to_dict(),
+        }
+        self.settings.index_dir.mkdir(parents=True, exist_ok=True)
+        path = self.settings.index_dir / MANIFEST_NAME
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2))
+        tmp.replace(path)
+
+    def load_records(self) -> "LoadedIndex":
+        try:
+            col = self.collection(create=False)
+        except Exception as exc:
+            raise StoreError(
+                f"no index named '{self.settings.collection}' in the store: run `backpain index` first"
+            ) from exc
+        if not self._settings_match(col):
+            raise StoreError("the index was built with other model or chunking settings: run `backpain index`")
+        got = col.get(include=["embeddings", "documents", "metadatas"])
+        return LoadedIndex.from_chroma(got)
+
+
+@dataclass
+class LoadedIndex:
+    """The collection mirrored in memory, grouped by record kind, for microsecond scoring."""
+
+    ids: dict[str, list[str]]
+    texts: dict[str, list[str]]
+    metas: dict[str, list[dict]]
+    vectors: dict[str, np.ndarray]
+
+    @classmethod
+    def from_chroma(cls, got: dict) -> "LoadedIndex":
+        rows: dict[str, list[tuple]] = {k: [] for k in RECORD_KINDS}
+        embeddings = got.get("embeddings")
+        for rid, doc, meta, vec in zip(got["ids"], got["documents"], got["metadatas"], embeddings if embeddings is not None else []):
+            kind = (meta or {}).get("kind")
+            if kind in rows:
+                rows[kind].append((rid, doc, meta, vec))
+        for kind in rows:
+            rows[kind].sort(key=lambda r: (r[2]["source"], r[2]["order"], r[2]["position"]))
+        return cls(
+            ids={k: [r[0] for r in v] for k, v in rows.items()},
+            texts={k: [r[1] for r in v] for k, v in rows.items()},
+            metas={k: [r[2] for r in v] for k, v in rows.items()},
+            vectors={k: np.asarray([r[3] for r in v], dtype=np.float32).reshape(len(v), -1) for k, v in rows.items()},
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids["chunk"])
+
+
+def build_index(settings: Settings | None = None, corpus_dir: Path | None = None, progress: bool = True) -> IndexSummary:
+    return Store(settings).sync(corpus_dir, progress=progress)
+

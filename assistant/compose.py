@@ -72,16 +72,15 @@ class Composer:
         self._stemmed = [set(retriever._stem(words(t))) for t in self.sent_text]
 
     def candidates(self, retrieved: Retrieved, passages: int = 4) -> list[_Candidate]:
-        qv = retrieved.query_vectors
-        weights = np.full(len(qv), 1.0 / len(qv), dtype=np.float32)
+        qv = retrieved.query_vector
         keywords = set(retrieved.query.keywords)
         out: list[_Candidate] = []
         for rank, chunk_row in enumerate(retrieved.chunk_rows[:passages]):
             rows = self.rows_by_chunk.get(chunk_row, [])
             if not rows:
                 continue
-            own = (self.sent_vecs[rows] @ qv.T) @ weights
-            win = (self.window_vecs[rows] @ qv.T) @ weights
+            own = self.sent_vecs[rows] @ qv
+            win = self.window_vecs[rows] @ qv
             for j, row in enumerate(rows):
                 text = self.sent_text[row]
                 is_item = bool(self.sent_meta[row].get("is_item"))
@@ -156,11 +155,12 @@ class Composer:
         return Composition(text=body, citations=citations)
 
 
-def no_answer_text(contexts: list[Context]) -> str:
+def no_answer_text(contexts: list[Context], terms: list[str] = ()) -> str:
     topics = list(dict.fromkeys(c.section.split(" > ")[-1] for c in contexts[:3]))
     suggestion = "; ".join(f"\u201c{t}\u201d" for t in topics)
+    subject = " and ".join(f"\u201c{t}\u201d" for t in terms[:3]) if terms else "that"
     text = (
-        "I'm sorry, my sources don't cover that, so I won't guess. "
+        f"I'm sorry, my sources don't cover {subject}, so I won't guess. "
         "They cover walking for back pain: its benefits, how to start and build up, posture and technique, "
         "shoes and surfaces, stretching, and warning signs that need a doctor."
     )

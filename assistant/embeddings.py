@@ -31,7 +31,7 @@ class Embedder:
         self.model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
         self.tokenizer = self.model.tokenizer
         self.max_tokens = int(self.model.max_seq_length)
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int(self.model.get_embedding_dimension())
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()

@@ -34,8 +34,11 @@ _FOLLOWUP_START = re.compile(
 )
 _ANAPHORA = re.compile(r"\b(it|that|this|those|these|them|they|each one|each|one|ones|there|same)\b")
 
+OTHER_LANGUAGES = ("es", "fr", "de", "it", "pt", "nl")
 RRF_K = 20
-WEIGHTS = {"chunk": 1.0, "window": 1.2, "bm25": 0.8}
+# Weights of the four rankings in the fusion, measured on paraphrased questions: the bare
+# sentence and BM25 lists carry most of the signal, whole-chunk similarity the least.
+WEIGHTS = {"chunk": 0.6, "window": 0.8, "sentence": 1.0, "bm25": 1.2}
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Lexicon:
     expansions: dict[str, str]
     topic_words: frozenset[str]
     common_words: frozenset[str]
+    specialist_terms: tuple[str, ...] = ()
     _patterns: tuple[tuple[re.Pattern, str], ...] = ()
 
     @classmethod
@@ -57,6 +61,7 @@ class Lexicon:
             expansions=expansions,
             topic_words=frozenset(w.lower() for w in data.get("topic_words") or []),
             common_words=frozenset(w.lower() for w in data.get("common_words") or []),
+            specialist_terms=tuple(str(w).lower() for w in data.get("specialist_terms") or []),
             _patterns=patterns,
         )
 
@@ -82,8 +87,27 @@ def _stopwords() -> frozenset[str]:
     extra = {"im", "i'm", "ive", "i've", "dont", "don't", "can't", "cant", "get", "got", "really", "should", "would",
              "could", "much", "many", "bit", "lot", "thing", "things", "anything", "something", "ok", "okay",
              "please", "thanks", "hi", "hello", "hey", "also", "just", "like", "yeah", "lol", "tell", "know", "want",
-             "need", "go", "going", "make", "way", "ways", "best", "better", "good", "bad", "well"}
+             "need", "go", "going", "make", "makes", "making", "way", "ways", "best", "better", "good", "bad", "well",
+             "actually", "actual", "even", "use", "using", "say", "says", "said", "keep", "keeps", "take", "give",
+             "people", "person", "time", "times", "work", "works", "other", "others", "try", "trying", "supposed",
+             "meant", "reckon", "sort", "kind", "type", "types", "stuff", "guys", "anyone", "someone", "does",
+             "worth", "normal", "okay", "fine", "sure", "mean", "means", "thing", "able", "seem", "seems"}
     return frozenset(STOPWORDS_EN_PLUS) | extra
+
+
+def _looks_foreign(tokens: Sequence[str]) -> bool:
+    """Most words are clearly commoner in another language than in English."""
+    from wordfreq import zipf_frequency
+
+    longer = [t for t in tokens if len(t) >= 3 and t.isalpha()]
+    if len(longer) < 2:
+        return False
+    votes = 0
+    for t in longer:
+        english = zipf_frequency(t, "en")
+        other = max(zipf_frequency(t, lang) for lang in OTHER_LANGUAGES)
+        votes += other >= english + 1.0
+    return votes * 2 > len(longer)
 
 
 def words(text: str) -> list[str]:
@@ -103,24 +127,15 @@ class Query:
     expansions: list[str]
     content_words: list[str]
     keywords: list[str]
-    unknown_words: list[str]
+    uncovered_terms: list[str]
     on_topic_words: list[str]
+    foreign: bool = False
     followup_of: str | None = None
 
     @property
     def dense_text(self) -> str:
         return " ".join([self.text, *self.expansions]).strip()
 
-    @property
-    def focused_text(self) -> str:
-        """The distinctive words only: what the probes found retrieval needs."""
-        return " ".join(dict.fromkeys([*self.content_words, *self.expansions]))
-
-    def embed_texts(self) -> list[str]:
-        focused = self.focused_text
-        if len(focused.split()) >= 2 and focused != self.dense_text:
-            return [self.dense_text, focused]
-        return [self.dense_text]
 
 
 @dataclass
@@ -128,7 +143,7 @@ class Retrieved:
     query: Query
     contexts: list[Context]
     chunk_rows: list[int]
-    query_vectors: np.ndarray
+    query_vector: np.ndarray
     best_similarity: float
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -153,6 +168,7 @@ class Retriever:
         self.window_chunk = np.array([row_of[m["chunk_id"]] for m in index.metas["window"]], dtype=np.int64)
         self.window_vecs = index.vectors["window"]
         self.sentence_chunk = np.array([row_of[m["chunk_id"]] for m in index.metas["sentence"]], dtype=np.int64)
+        self.sentence_vecs = index.vectors["sentence"]
 
         docs = [f"{m['section']} {t}" for m, t in zip(self.chunk_meta, self.chunk_text)]
         doc_tokens = [self._stem(self._index_words(d)) for d in docs]
@@ -168,6 +184,13 @@ class Retriever:
         self.vocab = frozenset(vocab)
         self._vocab_list = sorted(w for w in vocab if len(w) >= 3 and w.isalpha())
         self._duplicate_of = self._near_duplicates()
+        self._repeat_mask = self._repeated_sentences(index)
+        corpus_words = words(" ".join(docs))
+        word_set, joined = set(corpus_words), f" {' '.join(corpus_words)} "
+        self._uncovered = tuple(
+            t for t in self.lexicon.specialist_terms
+            if (f" {' '.join(words(t))} " not in joined if " " in t or "-" in t else t not in word_set)
+        )
         self._correct("warmup")  # loads the word-frequency tables now, not on the first question
 
     # ------------------------------------------------------------ query analysis
@@ -186,7 +209,7 @@ class Retriever:
         from rapidfuzz import fuzz, process
         from wordfreq import zipf_frequency
 
-        if zipf_frequency(token, "en") >= 3.0:
+        if zipf_frequency(token, "en") >= 2.0:
             return token
         match = process.extractOne(token, self._vocab_list, scorer=fuzz.ratio, score_cutoff=80)
         return match[0] if match else token
@@ -202,7 +225,8 @@ class Retriever:
         expansions = self.lexicon.expand(lowered)
         stop = _stopwords()
         content = [w for w in corrected if w not in stop and w not in self.lexicon.common_words]
-        unknown = [w for w in content if w not in self.vocab and w.isalpha()]
+        foreign = _looks_foreign(tokens)
+        uncovered = [t for t in self._uncovered if re.search(rf"(?<![^\W_]){re.escape(t)}(?![^\W_])", lowered)]
         on_topic = [w for w in corrected if self._is_topic_word(w)]
         query = Query(
             message=message,
@@ -210,8 +234,9 @@ class Retriever:
             expansions=expansions,
             content_words=content,
             keywords=[],
-            unknown_words=unknown,
+            uncovered_terms=uncovered,
             on_topic_words=on_topic,
+            foreign=foreign,
         )
         previous = self._followup_context(lowered, content, history)
         if previous is not None:
@@ -221,6 +246,7 @@ class Retriever:
             query.expansions = list(dict.fromkeys(prev.expansions + query.expansions))
             query.content_words = list(dict.fromkeys(prev.content_words + query.content_words))
             query.on_topic_words = list(dict.fromkeys(prev.on_topic_words + query.on_topic_words))
+            query.uncovered_terms = list(dict.fromkeys(prev.uncovered_terms + query.uncovered_terms))
         kw = [w for w in query.content_words] + [w for e in query.expansions for w in words(e)]
         query.keywords = [k for k in self._stem(kw) if k in self.bm25.vocab_dict]
         return query
@@ -254,30 +280,43 @@ class Retriever:
                     break
         return dup
 
-    def embed(self, query: Query) -> np.ndarray:
-        return self.embedder.encode(query.embed_texts())
+    def _repeated_sentences(self, index: LoadedIndex) -> np.ndarray:
+        """True for a sentence that repeats an earlier one (articles restate themselves in summaries);
+        only the first copy counts, so the repeat does not pull its passage up a second time."""
+        vecs = self.sentence_vecs
+        sims = vecs @ vecs.T
+        np.fill_diagonal(sims, 0.0)
+        repeated = np.zeros(len(vecs), dtype=bool)
+        for i in range(len(vecs)):
+            earlier = sims[i, :i] >= 0.95
+            repeated[i] = bool(earlier.any()) and index.metas["sentence"][i].get("is_item") is False
+        return repeated
 
-    def retrieve(self, query: Query, k: int | None = None, vectors: np.ndarray | None = None) -> Retrieved:
+    def embed(self, query: Query) -> np.ndarray:
+        return self.embedder.encode([query.dense_text])[0]
+
+    def retrieve(self, query: Query, k: int | None = None, vector: np.ndarray | None = None) -> Retrieved:
         import time
 
         t0 = time.perf_counter()
         k = k or self.settings.top_k
-        qv = vectors if vectors is not None else self.embed(query)
+        qv = vector if vector is not None else self.embed(query)
         t1 = time.perf_counter()
-        q_weights = np.full(len(qv), 1.0 / len(qv), dtype=np.float32)
 
-        chunk_sim = (self.chunk_vecs @ qv.T) @ q_weights
-        window_sim_all = (self.window_vecs @ qv.T) @ q_weights
+        chunk_sim = self.chunk_vecs @ qv
+        window_sim_all = np.where(self._repeat_mask, -1.0, self.window_vecs @ qv)
         window_sim = np.full(len(self.chunk_ids), -1.0, dtype=np.float32)
         np.maximum.at(window_sim, self.window_chunk, window_sim_all)
+        sentence_sim = np.full(len(self.chunk_ids), -1.0, dtype=np.float32)
+        np.maximum.at(sentence_sim, self.sentence_chunk, np.where(self._repeat_mask, -1.0, self.sentence_vecs @ qv))
         if query.keywords:
             bm = self.bm25.get_scores(query.keywords)
         else:
             bm = np.zeros(len(self.chunk_ids), dtype=np.float32)
 
         fused = np.zeros(len(self.chunk_ids), dtype=np.float64)
-        for name, scores in (("chunk", chunk_sim), ("window", window_sim), ("bm25", bm)):
-            if name == "bm25" and not np.any(scores > 0):
+        for name, scores in (("chunk", chunk_sim), ("window", window_sim), ("sentence", sentence_sim), ("bm25", bm)):
+            if not WEIGHTS[name] or (name == "bm25" and not np.any(scores > 0)):
                 continue
             order = np.argsort(-scores, kind="stable")
             ranks = np.empty(len(order), dtype=np.float64)
@@ -286,7 +325,7 @@ class Retriever:
         for dup in self._duplicate_of:
             fused[dup] = -1.0
         order = np.argsort(-fused, kind="stable")[:k]
-        best = float(max(window_sim.max(), chunk_sim.max()))
+        best = float(window_sim.max())
         contexts = [
             Context(
                 chunk_id=self.chunk_ids[i],
@@ -294,7 +333,7 @@ class Retriever:
                 title=self.chunk_meta[i]["title"],
                 section=self.chunk_meta[i]["section"],
                 text=self.chunk_text[i],
-                score=float(max(window_sim[i], chunk_sim[i])),
+                score=float(max(window_sim[i], chunk_sim[i], sentence_sim[i])),
             )
             for i in order
         ]
@@ -303,7 +342,7 @@ class Retriever:
             query=query,
             contexts=contexts,
             chunk_rows=[int(i) for i in order],
-            query_vectors=qv,
+            query_vector=qv,
             best_similarity=best,
             timings_ms={"embed": (t1 - t0) * 1000, "rank": (t2 - t1) * 1000},
         )

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
 
     top_k: int = 5
     max_answer_sentences: int = 4
-    min_relevance: float = 0.32
+    min_relevance: float = 0.25
     max_message_chars: int = 2000
 
     feedback_db: Path = PROJECT_ROOT / "data" / "feedback.sqlite3"

@@ -86,14 +86,14 @@ class Assistant:
         query = self.retriever.analyse(state.text, state.history)
         # one model call for everything this message needs; the embedder caches each text
         self.embedder.encode([*self.safety.sentences(state.text), query.dense_text])
-        state.retrieved = query
+        state.query = query
         state.safety = self.safety.assess(state.text, state.history)
         if state.safety.flagged:
             state.result = self._red_flag_result(state)
         return state
 
     def step_retrieve(self, state: Turnstate) -> Turnstate:
-        query = state.retrieved
+        query = state.query
         retrieved = self.retriever.retrieve(query)
         state.retrieved = retrieved
         contexts = retrieved.contexts

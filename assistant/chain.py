@@ -24,6 +24,7 @@ class Turnstate:
     history: tuple[Turn, ...] = ()
     text: str = ""
     safety: SafetyResult = field(default_factory=SafetyResult)
+    query: Any = None
     retrieved: Any = None
     result: AnswerResult | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)

@@ -28,9 +28,22 @@ OUT_OF_SCOPE_TEXT = (
     "- What shoes are best for walking with a bad back?"
 )
 
+# How a candidate sentence is scored: its own similarity to the question, its window's, the share
+# of the question's keywords it contains, and a small penalty per rank of its passage.
+SCORE_WEIGHTS = {"own": 0.55, "window": 0.15, "overlap": 0.15, "rank": 0.02}
+# sentences scoring this far below the best one are left out once the minimum is reached
+SCORE_MARGIN = 0.12
+
 _QUESTIONISH = re.compile(r"\?\s*$")
+_RHETORICAL_FACT = re.compile(r"^(did you know|do you know)\b", re.IGNORECASE)
 _BARE_INTRO = re.compile(r":\s*$")
 _REFERENCE_ONLY = re.compile(r"^\(?\d+\)?\.?$")
+# sentences about the article rather than the topic ("In this article we will explore ...")
+_META = re.compile(
+    r"\b(this article|this blog|this guide|this question|let's explore|"
+    r"read(ing)? more|consider reading|below are|here are|here is)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -51,7 +64,7 @@ class _Candidate:
 
 
 def _usable(text: str, is_item: bool) -> bool:
-    if _QUESTIONISH.search(text) or _BARE_INTRO.search(text) or _REFERENCE_ONLY.match(text):
+    if (_QUESTIONISH.search(text) and not _RHETORICAL_FACT.search(text)) or _BARE_INTRO.search(text) or _REFERENCE_ONLY.match(text) or _META.search(text):
         return False
     return is_item or len(text.split()) >= 5
 
@@ -87,7 +100,8 @@ class Composer:
                 if not _usable(text, is_item):
                     continue
                 overlap = len(keywords & self._stemmed[row]) / max(1, len(keywords)) if keywords else 0.0
-                score = 0.55 * float(own[j]) + 0.30 * float(win[j]) + 0.15 * overlap - 0.02 * rank
+                w = SCORE_WEIGHTS
+                score = w["own"] * float(own[j]) + w["window"] * float(win[j]) + w["overlap"] * overlap - w["rank"] * rank
                 out.append(_Candidate(row, chunk_row, rank, int(self.sent_meta[row]["position"]), text, is_item, score))
         return out
 
@@ -101,7 +115,7 @@ class Composer:
         for cand in ranked:
             if len(chosen) >= self.max_sentences:
                 break
-            if len(chosen) >= self.min_sentences and cand.score < best - 0.12:
+            if len(chosen) >= self.min_sentences and cand.score < best - SCORE_MARGIN:
                 break
             key = " ".join(words(cand.text))
             if key in seen_text:

@@ -134,6 +134,9 @@ class Query:
 
     @property
     def dense_text(self) -> str:
+        if self.foreign and self.expansions:
+            # the model is English-only: embed the English words the question was mapped to
+            return " ".join(self.expansions)
         return " ".join([self.text, *self.expansions]).strip()
 
 

@@ -53,6 +53,8 @@ _CHAR_MAP = {
     "\u00a0": " ", "\u2009": " ", "\u200b": "",
 }
 _WORD = re.compile(r"\w+")
+# a first-person subject: ends the reach of a question about a term ("what is going on, i cant pee")
+_SELF_REPORT = re.compile(r"\b(?:i|im|ive|id|me)\b")
 _ALPHA_TOKEN = re.compile(r"[a-z]+")
 _STRONG_BREAK = re.compile(r"(?<!\d)[.!?;:]+(?!\d)|[.!?;:]+(?=\s|$)|\n+")
 
@@ -72,6 +74,8 @@ def normalise(text: str) -> tuple[str, list[int]]:
     Returns the normalised text and, for every character of it, the index of the character of
     ``text`` it came from (so matches can be quoted in the person's own words).
     """
+    if text.isascii():
+        return _normalise_ascii(text)
     out: list[str] = []
     idx: list[int] = []
     prev_space = True
@@ -99,6 +103,38 @@ def normalise(text: str) -> tuple[str, list[int]]:
             out.append(c)
             idx.append(i)
     while out and out[-1] in " \n":
+        out.pop()
+        idx.pop()
+    return "".join(out), idx
+
+
+_ASCII_PIECE = re.compile(r"[^\s'`]+|\s+|['`]+")
+
+
+def _normalise_ascii(text: str) -> tuple[str, list[int]]:
+    """Fast path of :func:`normalise` for plain ASCII (most messages)."""
+    low = text.lower()
+    out: list[str] = []
+    idx: list[int] = []
+    for m in _ASCII_PIECE.finditer(low):
+        piece = m.group(0)
+        c = piece[0]
+        if c in "'`":
+            continue
+        if c.isspace():
+            if not out:
+                continue
+            sep = "\n" if "\n" in piece else " "
+            if out[-1] in (" ", "\n"):
+                if sep == "\n":
+                    out[-1] = "\n"
+                continue
+            out.append(sep)
+            idx.append(m.start())
+        else:
+            out.append(piece)
+            idx.extend(range(m.start(), m.end()))
+    if out and out[-1] in (" ", "\n"):
         out.pop()
         idx.pop()
     return "".join(out), idx
@@ -137,6 +173,7 @@ class Concept:
     history_is_risk: bool
     exemplars: tuple[str, ...]
     threshold: float | None
+    quote_context: str | None = None
 
 
 @dataclass
@@ -158,6 +195,7 @@ class Rules:
     experiencer: re.Pattern[str]
     first_person: re.Pattern[str]
     hypothetical: re.Pattern[str]
+    definitional: re.Pattern[str]
     affirmation: re.Pattern[str]
     info_request: re.Pattern[str]
     fuzzy_vocabulary: tuple[str, ...]
@@ -203,6 +241,7 @@ def load_rules(path: Path | None = None) -> Rules:
                 history_is_risk=bool(c.get("history_is_risk", False)),
                 exemplars=tuple(str(e) for e in (c.get("exemplars") or ())),
                 threshold=float(c["threshold"]) if c.get("threshold") is not None else None,
+                quote_context=c.get("quote_context"),
             )
         )
     contexts = {name: comp(pats) for name, pats in (data.get("contexts") or {}).items()}
@@ -229,6 +268,7 @@ def load_rules(path: Path | None = None) -> Rules:
         experiencer=comp(sc["experiencer"]),
         first_person=comp(sc["first_person"]),
         hypothetical=comp(sc["hypothetical"]),
+        definitional=comp(sc["definitional"]),
         affirmation=comp(sc["affirmation"]),
         info_request=comp(sc["info_request"]),
         fuzzy_vocabulary=tuple(str(w) for w in data.get("fuzzy_vocabulary") or ()),
@@ -413,7 +453,7 @@ class SafetyScreen:
         if not a.text:
             return SafetyResult()
         mentions = self._lexicon(a)
-        mentions += self._semantic(a, {m.concept.id for m in mentions if self._raises(m)})
+        mentions += self._semantic(a, [m for m in mentions if self._raises(m)])
         level = "none"
         reasons: list[SafetyReason] = []
         seen: set[str] = set()
@@ -431,11 +471,12 @@ class SafetyScreen:
             seen.add(m.concept.id)
             if m.detector == "lexicon":
                 taken.append((m.start, m.end))
+            qs, qe = self._quote_span(a, m)
             reasons.append(
                 SafetyReason(
                     category=m.concept.id,
                     level=m.concept.level,  # type: ignore[arg-type]
-                    matched=a.words(m.start, m.end) or a.original.strip()[:80],
+                    matched=a.words(qs, qe) or a.original.strip()[:80],
                     detector=m.detector,  # type: ignore[arg-type]
                 )
             )
@@ -443,6 +484,19 @@ class SafetyScreen:
                 level = m.concept.level
         info = level == "none" and (bool(a.triggers["info_request"]) or suppressed_info)
         return SafetyResult(level=level, reasons=tuple(reasons), info_request=info)  # type: ignore[arg-type]
+
+    def _quote_span(self, a: Analysis, m: _Mention) -> tuple[int, int]:
+        """Widen a quote to the words of the concept's `quote_context` in the same sentence, if any."""
+        name = m.concept.quote_context
+        if m.detector != "lexicon" or not name or name not in self.rules.contexts:
+            return m.start, m.end
+        si = a.sentence_of(m.start)
+        ss, se = a.sentence_starts[si], a.sentence_ends[si]
+        for c in self.rules.contexts[name].finditer(a.text, ss, se):
+            s, e = min(c.start(), m.start), max(c.end(), m.end)
+            if len(_WORD.findall(a.text, s, e)) <= 16:
+                return s, e
+        return m.start, m.end
 
     @staticmethod
     def _raises(m: _Mention) -> bool:
@@ -472,7 +526,9 @@ class SafetyScreen:
                 out.append(best)
         return out
 
-    def _semantic(self, a: Analysis, already: set[str]) -> list[_Mention]:
+    def _semantic(self, a: Analysis, lexicon_hits: list[_Mention]) -> list[_Mention]:
+        """Clauses near a concept's exemplars. A clause whose words the lexicon already flagged only
+        adds a concept of a *higher* level (no second-guessing an explained clause with a weaker one)."""
         if not a.unit_texts or self._exemplars.shape[1] == 0:
             return []
         vecs = self.embedder.encode(a.unit_texts)  # cached by the Embedder
@@ -486,13 +542,18 @@ class SafetyScreen:
         score = per_concept[np.arange(len(best)), best]
         ok = (score >= self._thresholds[best]) & (score >= floor)
         out: list[_Mention] = []
-        done: set[str] = set(already)
+        done: set[str] = {m.concept.id for m in lexicon_hits}
         for ui in sorted(np.flatnonzero(ok).tolist(), key=lambda u: -float(score[u])):
             ci = int(best[ui])
             c = self._sem_concepts[ci]
             if c.id in done:
                 continue
             s, e = a.units[ui]
+            explained = max(
+                (LEVEL_RANK[m.concept.level] for m in lexicon_hits if m.start < e and s < m.end), default=0
+            )
+            if explained >= LEVEL_RANK[c.level]:
+                continue
             status = self._status(a, c, s, e, inside=True)
             out.append(_Mention(c, s, e, status, "semantic", float(score[ui])))
             if self._raises(out[-1]):
@@ -537,6 +598,10 @@ class SafetyScreen:
             for x in t["hypothetical"]:
                 if cs <= x.start < ce and (x.start < s or (inside and x.start < e)):
                     return HYPOTHETICAL
+            for x in t["definitional"]:
+                if cs <= x.start < ce and (x.start < s or (inside and x.start < e)):
+                    if not _SELF_REPORT.search(a.text, x.end, e if inside else s):
+                        return HYPOTHETICAL
 
         # figure of speech or benign cause for this concept, within the sentence
         if c.benign is not None and c.benign.search(a.text, ss, se):
@@ -643,6 +708,7 @@ class SafetyScreen:
                 ("negation_post", r.negation_post),
                 ("historical", r.historical),
                 ("hypothetical", r.hypothetical),
+                ("definitional", r.definitional),
                 ("experiencer", r.experiencer),
                 ("affirmation", r.affirmation),
                 ("info_request", r.info_request),
@@ -750,7 +816,7 @@ class SafetyScreen:
 
 
 def _looks_like_clearance(matched: str, rules: Rules) -> bool:
-    return bool(rules.clearance.fullmatch(matched) or rules.clearance.search(matched))
+    return bool(rules.clearance.search(matched))
 
 
 def _negated_before(text: str, start: int, negs: list[_Span], clause_starts: list[int], rules: Rules) -> bool:

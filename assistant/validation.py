@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+_TAG = re.compile(r"<[^>]{0,500}>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -38,6 +39,11 @@ def validate_message(message: object, max_chars: int) -> Validated:
         return Validated(
             False,
             problem="Your message contains hidden control characters. Please retype it as plain text.",
+        )
+    if _TAG.search(text) and not _has_words(_TAG.sub(" ", text)):
+        return Validated(
+            False,
+            problem="Your message only contained markup (HTML tags), not a question. Please type your question as plain text.",
         )
     if not _has_words(text):
         return Validated(

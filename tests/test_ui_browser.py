@@ -187,6 +187,16 @@ def _wait_for_row(db: Path, pred, timeout: float = 15.0) -> dict:
     raise AssertionError(f"no matching feedback row in {db}: {_rows(db)}")
 
 
+def _wait_banner_in_view(page) -> None:
+    """After a red-flag reply the chat scrolls so the (last) banner's top is in view."""
+    page.wait_for_function(
+        """() => { const all = document.querySelectorAll('#bp-chat .bp-banner'); const b = all[all.length - 1];
+                   const box = document.querySelector('#bp-chat').getBoundingClientRect();
+                   const r = b.getBoundingClientRect(); return r.top >= box.top - 2 && r.top < box.bottom - 40; }""",
+        timeout=5000,
+    )
+
+
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -257,12 +267,7 @@ def test_red_flag_banner(open_page):
     # the banner is above the reasons, and scrolled into view
     reasons = reply.get_by_text("What raised the concern")
     assert banner.bounding_box()["y"] < reasons.bounding_box()["y"]
-    page.wait_for_function(
-        """() => { const b = document.querySelector('#bp-chat .bp-banner');
-                   const box = document.querySelector('#bp-chat').getBoundingClientRect();
-                   const r = b.getBoundingClientRect(); return r.top >= box.top - 2 && r.top < box.bottom; }""",
-        timeout=5000,
-    )
+    _wait_banner_in_view(page)
     _shot(page, "desktop-04-red-flag")
 
 
@@ -315,4 +320,5 @@ def test_phone_keyboard_only(open_page):
 
     reply = _ask(page, RED_FLAG, keyboard=True)
     reply.locator(".bp-banner--emergency").wait_for(state="visible")
+    _wait_banner_in_view(page)
     _shot(page, "phone-03-red-flag")

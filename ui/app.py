@@ -88,6 +88,15 @@ SHOW_REPLY_START_JS = """
 }
 """
 
+# When a new question is sent, jump to the bottom so the Chatbot follows the new reply again
+# (it only auto-scrolls while the view is at the bottom).
+FOLLOW_NEW_REPLY_JS = """
+() => {
+  const wrap = document.querySelector('#bp-chat .bubble-wrap');
+  if (wrap) wrap.scrollTop = wrap.scrollHeight;
+}
+"""
+
 THANKS_VOTE = "Thank you \u2014 your feedback was saved. You can add a comment below if you like."
 THANKS_COMMENT = "Thank you \u2014 your comment was saved."
 
@@ -286,7 +295,7 @@ def build_app(bot: Any, settings: Settings | None = None) -> gr.Blocks:
                 allow_tags=False,
                 latex_delimiters=[],
                 line_breaks=True,
-                buttons=["copy"],
+                buttons=[],  # Gradio's copy buttons copy the raw (escaped) source, not the text
                 autoscroll=True,
                 group_consecutive_messages=False,
             )
@@ -342,6 +351,8 @@ def build_app(bot: Any, settings: Settings | None = None) -> gr.Blocks:
             show_progress="minimal",
         )
         asked.then(None, js=SHOW_REPLY_START_JS, api_visibility="private", queue=False)
+        gr.on(triggers=[question.submit, send.click, chatbot.example_select], fn=None,
+              js=FOLLOW_NEW_REPLY_JS, api_visibility="private", queue=False)
         picked = chatbot.example_select(
             respond_example,
             inputs=[chatbot, records],
@@ -384,8 +395,10 @@ def serve(settings: Settings | None = None, host: str | None = None, port: int |
     from assistant import Assistant
 
     settings = settings or get_settings()
-    bot = Assistant(settings)
+    bot = Assistant(settings, ensure_index=True)  # brings the index up to date (cheap when it is)
     demo = build_app(bot, settings)
+    log.info("serving on http://%s:%s (concurrency limit %s, feedback in %s)", host or settings.host,
+             port or settings.port, settings.concurrency_limit, settings.feedback_db)
     try:
         demo.launch(
             server_name=host or settings.host,

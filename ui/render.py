@@ -148,6 +148,8 @@ def sources_html(citations: Iterable[dict[str, Any]]) -> str:
         n = escape_html(c.get("n", "?"))
         title = escape_html(c.get("title") or c.get("source") or "Untitled source")
         section = _section_label(c.get("section", ""))
+        if section.casefold() == str(c.get("title") or "").strip().casefold():
+            section = ""  # the article's own heading: saying it twice helps nobody
         section_html = f'<span class="bp-source__section">{escape_html(section)}</span>' if section else ""
         quote = _inline_html(c.get("quote", "")) if c.get("quote") else "<em>(no passage)</em>"
         source = escape_html(c.get("source", ""))
@@ -265,7 +267,9 @@ def to_history(messages: Iterable[Any] | None) -> list[dict[str, str]]:
     not a user/assistant text turn are dropped.
     """
     out: list[dict[str, str]] = []
-    for m in messages or []:
+    if not isinstance(messages, (list, tuple)):
+        return out
+    for m in messages:
         if isinstance(m, dict):
             role, content, meta = m.get("role"), m.get("content"), m.get("metadata")
         else:

@@ -186,6 +186,7 @@ class Rules:
     pseudo_negation: re.Pattern[str]
     negation_pre: re.Pattern[str]
     negation_post: re.Pattern[str]
+    normal_finding: re.Pattern[str]
     negation_window: int
     post_negation_window: int
     historical: re.Pattern[str]
@@ -259,6 +260,7 @@ def load_rules(path: Path | None = None) -> Rules:
         pseudo_negation=comp(sc["pseudo_negation"]),
         negation_pre=comp(sc["negation_pre"]),
         negation_post=comp(sc["negation_post"]),
+        normal_finding=comp(sc["normal_finding"]),
         negation_window=int(sc.get("negation_window", 6)),
         post_negation_window=int(sc.get("post_negation_window", 4)),
         historical=comp(sc["historical"]),
@@ -573,12 +575,14 @@ class SafetyScreen:
         # negation: a trigger shortly before the mention (or, for a whole clause, inside it), or after it
         if not affirmed:
             for x in t["negation_pre"]:
+                if inside and s <= x.start < e:
+                    return NEGATED  # a whole clause (semantic detector): any negation in it
                 if x.start < cs or x.start >= ce:
                     continue
                 if x.end <= s and len(_WORD.findall(a.text, x.end, s)) <= self.rules.negation_window:
                     return NEGATED
-                if inside and s <= x.start < e:
-                    return NEGATED
+            if inside and any(s <= x.start < e for x in t["normal_finding"]):
+                return NEGATED
             for x in t["negation_post"]:
                 if e <= x.start < ce and len(_WORD.findall(a.text, e, x.start)) <= self.rules.post_negation_window:
                     return NEGATED
@@ -587,10 +591,18 @@ class SafetyScreen:
         if not c.history_is_risk:
             if any(cs <= x.start < ce for x in t["historical"]):
                 return HISTORICAL
+            checks = {(x.start, x.end) for x in t["clearance"]}
             for x in t["resolution"]:
                 xi = a.clause_of(x.start)
+                if xi == ci:
+                    return RESOLVED
+                # reaching back to another clause: not with an old check ("the GP said it was fine
+                # last year") and, across a sentence break, only an explicit check by a professional
+                xcs, xce = a.clause_starts[xi], a.clause_ends[xi]
+                if any(xcs <= h.start < xce for h in t["historical"]):
+                    continue
                 xs = a.sentence_of(x.start)
-                if xi == ci or (xs == si and x.start >= e) or xs == si + 1:
+                if (xs == si and x.start >= e) or (xs == si + 1 and (x.start, x.end) in checks):
                     return RESOLVED
 
         # hypothetical / asking for information
@@ -706,6 +718,7 @@ class SafetyScreen:
             name: [_Span(*m.span()) for m in pat.finditer(text)]
             for name, pat in (
                 ("negation_post", r.negation_post),
+                ("normal_finding", r.normal_finding),
                 ("historical", r.historical),
                 ("hypothetical", r.hypothetical),
                 ("definitional", r.definitional),

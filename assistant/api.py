@@ -105,7 +105,10 @@ class Assistant:
 
     def step_compose(self, state: Turnstate) -> Turnstate:
         retrieved = state.retrieved
-        composition = self.composer.compose(retrieved, retrieved.contexts)
+        if state.safety.info_request and self._warning_contexts:
+            composition = self.composer.quote_passages(self._warning_contexts)
+        else:
+            composition = self.composer.compose(retrieved, retrieved.contexts)
         if not composition.citations:
             state.result = self._no_answer(state, retrieved.contexts, [])
             return state

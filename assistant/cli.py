@@ -39,7 +39,7 @@ def _settings(
 def _logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.getLevelName(Settings().log_level.upper())
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "chromadb", "sentence_transformers", "urllib3", "posthog", "transformers"):
+    for noisy in ("httpx", "chromadb", "sentence_transformers", "urllib3", "posthog", "transformers", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

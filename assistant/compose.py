@@ -130,8 +130,44 @@ class Composer:
             group_best[c.chunk_row] = max(group_best.get(c.chunk_row, -1.0), c.score)
         return sorted(chosen, key=lambda c: (-group_best[c.chunk_row], c.position))
 
+    def with_list_intros(self, chosen: list[_Candidate]) -> list[_Candidate]:
+        """A list item read alone can mislead ("Pain worsens during walking."): put the sentence that
+        introduces its list ("certain signs suggest ... problems:") before it."""
+        out = list(chosen)
+        have = {c.row for c in chosen}
+        for item in [c for c in chosen if c.is_item]:
+            rows = self.rows_by_chunk[item.chunk_row]
+            before = [r for r in rows if int(self.sent_meta[r]["position"]) < item.position]
+            for row in reversed(before):
+                if self.sent_meta[row].get("is_item"):
+                    continue
+                if self.sent_text[row].rstrip().endswith(":") and row not in have:
+                    out.append(_Candidate(row, item.chunk_row, item.rank, int(self.sent_meta[row]["position"]),
+                                          self.sent_text[row], False, item.score))
+                    have.add(row)
+                break
+        group_best: dict[int, float] = {}
+        for c in out:
+            group_best[c.chunk_row] = max(group_best.get(c.chunk_row, -1.0), c.score)
+        return sorted(out, key=lambda c: (-group_best[c.chunk_row], c.position))
+
     def compose(self, retrieved: Retrieved, contexts: list[Context]) -> Composition:
-        chosen = self.select(self.candidates(retrieved))
+        return self.render(self.with_list_intros(self.select(self.candidates(retrieved))), contexts)
+
+    def quote_passages(self, contexts: list[Context], limit: int = 8) -> Composition:
+        """The passages themselves, in order: for questions that ask for a whole list (warning signs)."""
+        row_of = {cid: i for i, cid in enumerate(self.retriever.chunk_ids)}
+        chosen: list[_Candidate] = []
+        for rank, ctx in enumerate(contexts):
+            chunk_row = row_of[ctx.chunk_id]
+            for row in self.rows_by_chunk.get(chunk_row, []):
+                text = self.sent_text[row]
+                is_item = bool(self.sent_meta[row].get("is_item"))
+                if len(chosen) < limit and (_usable(text, is_item) or _BARE_INTRO.search(text)):
+                    chosen.append(_Candidate(row, chunk_row, rank, int(self.sent_meta[row]["position"]), text, is_item, 1.0))
+        return self.render(chosen, contexts)
+
+    def render(self, chosen: list[_Candidate], contexts: list[Context]) -> Composition:
         by_chunk = {ctx.chunk_id: ctx for ctx in contexts}
         numbers: dict[int, int] = {}
         citations: list[Citation] = []

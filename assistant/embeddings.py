@@ -23,7 +23,10 @@ class Embedder:
 
     def __init__(self, settings: Settings | None = None, cache_size: int = 4096) -> None:
         import torch
+        import transformers.utils.logging as hf_logging
         from sentence_transformers import SentenceTransformer
+
+        hf_logging.disable_progress_bar()  # a weights-loading bar on every start is noise, not progress
 
         self.settings = settings or get_settings()
         torch.set_num_threads(max(1, self.settings.torch_threads))

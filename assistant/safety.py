@@ -364,7 +364,7 @@ class SafetyScreen:
         self._known_words = self._model_vocabulary() | set(self.rules.fuzzy_vocabulary) | set(self.rules.fuzzy_protected)
         self._fuzzy_cache: dict[str, str | None] = {}
         self._analysis_cache: OrderedDict[str, Analysis] = OrderedDict()
-        self._turn_cache: OrderedDict[str, SafetyResult] = OrderedDict()
+        self._turn_cache: OrderedDict[str, tuple[SafetyResult, bool]] = OrderedDict()
         self._lock = threading.Lock()
         # exemplar matrix, one block of rows per concept
         owners: list[int] = []
@@ -422,22 +422,23 @@ class SafetyScreen:
             turn = Turn.coerce(turn) if not isinstance(turn, Turn) else turn
             if turn is None or turn.role != "user" or not turn.content.strip():
                 continue
-            if self._is_clearance(turn.content):
+            result, cleared = self._cached_single(turn.content)
+            if cleared:
                 carried.clear()
-            result = self._cached_single(turn.content)
             for r in result.reasons:
                 carried.setdefault(
                     r.category, SafetyReason(category=r.category, level=r.level, matched=r.matched, detector="history")
                 )
         return list(carried.values())
 
-    def _cached_single(self, text: str) -> SafetyResult:
+    def _cached_single(self, text: str) -> tuple[SafetyResult, bool]:
+        """(screen result, says-it-was-checked) of an earlier turn; earlier turns recur on every call."""
         with self._lock:
             hit = self._turn_cache.get(text)
             if hit is not None:
                 self._turn_cache.move_to_end(text)
                 return hit
-        result = self._assess_single(text)
+        result = (self._assess_single(text), self._is_clearance(text))
         with self._lock:
             self._turn_cache[text] = result
             while len(self._turn_cache) > 1024:

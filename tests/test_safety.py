@@ -168,6 +168,9 @@ def test_negation_scope(screen, message, expected):
         # a past problem does not hide a new one
         ("I had a numb groin last year, fine since, but now I can't pee", "emergency"),
         ("the doctor said I'm fine but now I can't pee", "emergency"),
+        ("I can't feel my bum. My old back problem cleared up years ago.", "emergency"),
+        ("I can't pee. The doctor checked my back last year and said it was fine.", "emergency"),
+        ("I had some numbness down there last week. A&E checked me and said all fine.", "none"),
         # for cancer and long-term steroids the history is the risk
         ("I had breast cancer ten years ago and my back has started hurting", "urgent"),
         ("been on prednisolone for years and now my back hurts", "urgent"),

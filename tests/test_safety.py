@@ -332,7 +332,7 @@ def test_sentences_are_what_assess_embeds(screen, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("the model was called although every clause was cached")
 
-    monkeypatch.setattr(screen.embedder.model, "encode", boom)
+    monkeypatch.setattr(screen.embedder, "_run", boom)
     assert screen.assess(message).level == "emergency"
 
 

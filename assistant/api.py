@@ -9,7 +9,7 @@ from typing import Any, Iterable, Sequence
 
 from langchain_core.runnables import Runnable
 
-from .chain import Turnstate, build_chain
+from .chain import Turnstate, build_chain, pipeline_steps, run_pipeline
 from .compose import DISCLAIMER, OUT_OF_SCOPE_TEXT, Composer, no_answer_text
 from .embeddings import Embedder, get_embedder
 from .results import AnswerResult, Citation, Context, Turn
@@ -59,7 +59,8 @@ class Assistant:
         self.composer = Composer(self.retriever, max_sentences=self.settings.max_answer_sentences)
         self.safety = SafetyScreen(self.embedder)
         self._warning_contexts = self._find_warning_passages()
-        self.chain: Runnable = build_chain(self)
+        self._steps = pipeline_steps(self)
+        self.chain: Runnable = build_chain(self._steps)
         self.answer("Is walking good for back pain?")  # warm every code path once
         self.load_seconds = time.perf_counter() - t0
         log.info("assistant ready in %.1fs (%d passages)", self.load_seconds, len(self.retriever.chunk_ids))
@@ -67,7 +68,7 @@ class Assistant:
     # ------------------------------------------------------------ public
 
     def answer(self, question: Any, history: Sequence[Any] | None = None) -> AnswerResult:
-        return self.chain.invoke({"question": question, "history": list(coerce_history(history))})
+        return run_pipeline(self._steps, {"question": question, "history": list(coerce_history(history))})
 
     def as_runnable(self) -> Runnable:
         return self.chain

@@ -144,6 +144,11 @@ def test_runnable_invoke_batch_and_stream(bot):
     chain = bot.as_runnable()
     one = chain.invoke({"question": "is walking good for my back?"})
     assert one.kind == "answer"
+    direct = bot.answer("is walking good for my back?")
+    assert {**one.to_dict(), "timings_ms": None} == {**direct.to_dict(), "timings_ms": None}
+    follow = chain.invoke({"question": "how long should I hold each one?",
+                           "history": [{"role": "user", "content": "what stretches should I do after a walk?"}]})
+    assert "30 seconds" in follow.text
     many = chain.batch([{"question": "what shoes should I wear?"}, {"question": ""}])
     assert [r.kind for r in many] == ["answer", "invalid_input"]
     streamed = list(chain.stream("best cake recipe please"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import numpy as np
 
 from .results import Citation, Context
 from .retrieval import Retrieved, Retriever, words

@@ -22,7 +22,7 @@ Metrics with ``baseline=True`` are also computed for the retrieval baselines (th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Sequence
 

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 from langchain_core.runnables import Runnable
 
 from .chain import Turnstate, build_chain, pipeline_steps, run_pipeline
-from .compose import DISCLAIMER, OUT_OF_SCOPE_TEXT, Composer, no_answer_text
+from .compose import DISCLAIMER, OUT_OF_SCOPE_TEXT, Composer, no_answer_text, small_talk_reply
 from .embeddings import Embedder, get_embedder
 from .results import AnswerResult, Citation, Context, Turn
 from .retrieval import Retriever
@@ -99,7 +99,8 @@ class Assistant:
         state.retrieved = retrieved
         contexts = retrieved.contexts
         if not query.on_topic_words and retrieved.best_similarity < OFF_TOPIC_SIMILARITY:
-            state.result = AnswerResult(kind="out_of_scope", text=OUT_OF_SCOPE_TEXT, safety=state.safety, contexts=contexts)
+            text = small_talk_reply(state.text) or OUT_OF_SCOPE_TEXT
+            state.result = AnswerResult(kind="out_of_scope", text=text, safety=state.safety, contexts=contexts)
         elif retrieved.best_similarity < self.settings.min_relevance or query.uncovered_terms:
             state.result = self._no_answer(state, contexts, query.uncovered_terms)
         return state

@@ -19,19 +19,27 @@ DISCLAIMER = (
     "getting worse, or comes with new symptoms, please see a health professional._"
 )
 
-OUT_OF_SCOPE_TEXT = (
-    "I can only help with questions about walking and back pain, so I can't answer that one. "
+SUGGESTIONS = (
     "You could ask, for example:\n"
     "- Is walking good for lower back pain?\n"
     "- How long should I walk when I'm just starting?\n"
     "- What shoes are best for walking with a bad back?"
 )
+OUT_OF_SCOPE_TEXT = "I can only help with questions about walking and back pain, so I can't answer that one. " + SUGGESTIONS
+GREETING_TEXT = (
+    "Hello! I answer questions about walking and back pain from a small set of articles, "
+    "and show the passage each answer comes from. " + SUGGESTIONS
+)
+THANKS_TEXT = "You're welcome. Ask me anything else about walking and back pain whenever you like."
 
 # How a candidate sentence is scored: its own similarity to the question, its window's, the share
 # of the question's keywords it contains, and a small penalty per rank of its passage.
 SCORE_WEIGHTS = {"own": 0.55, "window": 0.15, "overlap": 0.15, "rank": 0.02}
 # sentences scoring this far below the best one are left out once the minimum is reached
 SCORE_MARGIN = 0.12
+
+_GREETING = re.compile(r"^(hi+|hello+|hey+|hiya|good (morning|afternoon|evening)|yo|howdy)\b[\s!.,?]*(there)?[\s!.,?]*$", re.I)
+_THANKS = re.compile(r"^(thanks?( you)?( so much| very much| a lot)?|thank u|ty|cheers|ta|great|ok(ay)?|cool|perfect|brilliant)\b[\s!.,?]*$", re.I)
 
 _QUESTIONISH = re.compile(r"\?\s*$")
 _RHETORICAL_FACT = re.compile(r"^(did you know|do you know)\b", re.IGNORECASE)
@@ -202,6 +210,15 @@ class Composer:
             lines.append(" ".join(paragraph))
         body = "\n".join(lines).replace("\n\n\n", "\n\n")
         return Composition(text=body, citations=citations)
+
+
+def small_talk_reply(text: str) -> str | None:
+    """Greetings and thanks get a friendly word and a pointer, not a refusal."""
+    if _GREETING.match(text.strip()):
+        return GREETING_TEXT
+    if _THANKS.match(text.strip()):
+        return THANKS_TEXT
+    return None
 
 
 def no_answer_text(contexts: list[Context], terms: list[str] = ()) -> str:

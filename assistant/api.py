@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Iterable, Sequence
-
-from langchain_core.runnables import Runnable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .chain import Turnstate, build_chain, pipeline_steps, run_pipeline
 from .compose import DISCLAIMER, OUT_OF_SCOPE_TEXT, Composer, no_answer_text, small_talk_reply
@@ -18,6 +16,9 @@ from .safety import INFO_REQUEST_NOTE, SafetyScreen, red_flag_reply
 from .settings import Settings, get_settings
 from .store import Store
 from .validation import validate_message
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ class Assistant:
         self.safety = SafetyScreen(self.embedder)
         self._warning_contexts = self._find_warning_passages()
         self._steps = pipeline_steps(self)
-        self.chain: Runnable = build_chain(self._steps)
+        self._chain: Runnable | None = None
+        self._chain_lock = threading.Lock()
         self.answer("Is walking good for back pain?")  # warm every code path once
         self.load_seconds = time.perf_counter() - t0
         log.info("assistant ready in %.1fs (%d passages)", self.load_seconds, len(self.retriever.chunk_ids))
@@ -70,8 +72,12 @@ class Assistant:
     def answer(self, question: Any, history: Sequence[Any] | None = None) -> AnswerResult:
         return run_pipeline(self._steps, {"question": question, "history": list(coerce_history(history))})
 
-    def as_runnable(self) -> Runnable:
-        return self.chain
+    def as_runnable(self) -> "Runnable":
+        """The same pipeline as a LangChain runnable (invoke, batch, stream), built on first use."""
+        with self._chain_lock:
+            if self._chain is None:
+                self._chain = build_chain(self._steps)
+            return self._chain
 
     # ------------------------------------------------------------ pipeline steps (see chain.py)
 

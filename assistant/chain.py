@@ -10,11 +10,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from langchain_core.runnables import Runnable, RunnableLambda
-
 from .results import AnswerResult, SafetyResult, Turn
 
 if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
+
     from .api import Assistant
 
 
@@ -80,9 +80,14 @@ def run_pipeline(steps: list[Callable[[Any], Turnstate]], inp: Any) -> AnswerRes
     return _finish(state)
 
 
-def build_chain(steps: list[Callable[[Any], Turnstate]]) -> Runnable:
-    """``{"question": str, "history": [...]}`` (or a bare string) in, ``AnswerResult`` out."""
-    chain: Runnable = RunnableLambda(steps[0], name=steps[0].__name__)
+def build_chain(steps: list[Callable[[Any], Turnstate]]) -> "Runnable":
+    """``{"question": str, "history": [...]}`` (or a bare string) in, ``AnswerResult`` out.
+
+    LangChain is imported here, not at module load: it adds about a second to start-up and only
+    callers that want the runnable need it."""
+    from langchain_core.runnables import RunnableLambda
+
+    chain = RunnableLambda(steps[0], name=steps[0].__name__)
     for step in steps[1:]:
         chain = chain | RunnableLambda(step, name=step.__name__)
     return (chain | RunnableLambda(_finish, name="result")).with_config(run_name="backpain_answer")

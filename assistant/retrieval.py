@@ -17,11 +17,10 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
-import yaml
 
 from .embeddings import Embedder
 from .results import Context, Turn
-from .settings import DATA_DIR, Settings
+from .settings import DATA_DIR, Settings, load_yaml
 from .store import LoadedIndex
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ class Lexicon:
 
     @classmethod
     def load(cls, path=None) -> "Lexicon":
-        data = yaml.safe_load((path or DATA_DIR / "lexicon.yaml").read_text(encoding="utf-8"))
+        data = load_yaml(path or DATA_DIR / "lexicon.yaml")
         expansions = {str(k).lower(): str(v) for k, v in (data.get("expansions") or {}).items()}
         keys = sorted(expansions, key=len, reverse=True)  # longest phrase wins where several start
         pattern = re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, keys)) + r")(?![^\W_])") if keys else None
@@ -100,8 +99,8 @@ def _looks_foreign(tokens: Sequence[str]) -> bool:
         return False
     votes = 0
     for t in longer:
-        english = zipf_frequency(t, "en")
-        other = max(zipf_frequency(t, lang) for lang in OTHER_LANGUAGES)
+        english = zipf_frequency(t, "en", wordlist="small")
+        other = max(zipf_frequency(t, lang, wordlist="small") for lang in OTHER_LANGUAGES)
         votes += other >= english + 1.0
     return votes * 2 > len(longer)
 
@@ -208,7 +207,7 @@ class Retriever:
         from rapidfuzz import fuzz, process
         from wordfreq import zipf_frequency
 
-        if zipf_frequency(token, "en") >= 2.0:
+        if zipf_frequency(token, "en", wordlist="small") >= 2.0:
             return token
         match = process.extractOne(token, self._vocab_list, scorer=fuzz.ratio, score_cutoff=80)
         return match[0] if match else token

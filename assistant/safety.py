@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from .embeddings import Embedder
 from .results import SafetyReason, SafetyResult, Turn
-from .settings import DATA_DIR
+from .settings import DATA_DIR, load_yaml
 
 RULES_PATH = DATA_DIR / "red_flags.yaml"
 LEVEL_RANK = {"none": 0, "urgent": 1, "emergency": 2}
@@ -210,7 +209,7 @@ class Rules:
 
 
 def load_rules(path: Path | None = None) -> Rules:
-    data = yaml.safe_load(Path(path or RULES_PATH).read_text(encoding="utf-8"))
+    data = load_yaml(Path(path or RULES_PATH))
     macros = {k: str(v) for k, v in (data.get("macros") or {}).items()}
     sc = data["scoping"]
 

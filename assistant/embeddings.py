@@ -14,12 +14,12 @@ import json
 import logging
 import os
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from .lru import LRU
 from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -106,9 +106,7 @@ class Embedder:
             self._session = self._onnx_session(folder)
         else:
             self._torch_model = _load_torch_model(self.model_path, self.settings.inference_threads)
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._cache: LRU[str, np.ndarray] = LRU(cache_size)
 
     def _onnx_session(self, folder: Path):
         import onnxruntime as ort
@@ -155,26 +153,14 @@ class Embedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out: list[np.ndarray | None] = [None] * len(texts)
-        missing: list[int] = []
-        with self._lock:
-            for i, t in enumerate(texts):
-                hit = self._cache.get(t)
-                if hit is None:
-                    missing.append(i)
-                else:
-                    self._cache.move_to_end(t)
-                    out[i] = hit
+        out: list[np.ndarray | None] = [self._cache.get(t) for t in texts]
+        missing = list(dict.fromkeys(t for t, v in zip(texts, out) if v is None))
         if missing:
-            vecs = self._run(list(dict.fromkeys(texts[i] for i in missing)), batch_size)
-            by_text = dict(zip(dict.fromkeys(texts[i] for i in missing), vecs))
-            with self._lock:
-                for i in missing:
-                    out[i] = by_text[texts[i]]
-                    if len(texts[i]) <= 2000:
-                        self._cache[texts[i]] = out[i]
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            fresh = dict(zip(missing, self._run(missing, batch_size)))
+            for text, vector in fresh.items():
+                if len(text) <= 2000:
+                    self._cache.put(text, vector)
+            out = [fresh[t] if v is None else v for t, v in zip(texts, out)]
         return np.vstack(out)
 
     def encode_uncached(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:

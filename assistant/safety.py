@@ -22,7 +22,6 @@ import bisect
 import re
 import threading
 import unicodedata
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +32,7 @@ from rapidfuzz.distance import Levenshtein
 
 from .embeddings import Embedder
 from .results import SafetyReason, SafetyResult, Turn
+from .lru import LRU
 from .settings import DATA_DIR, load_yaml
 
 RULES_PATH = DATA_DIR / "red_flags.yaml"
@@ -364,9 +364,8 @@ class SafetyScreen:
         self._by_id = {c.id: c for c in self.rules.concepts}
         self._known_words = self._model_vocabulary() | set(self.rules.fuzzy_vocabulary) | set(self.rules.fuzzy_protected)
         self._fuzzy_cache: dict[str, str | None] = {}
-        self._analysis_cache: OrderedDict[str, Analysis] = OrderedDict()
-        self._turn_cache: OrderedDict[str, tuple[SafetyResult, bool]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._analysis_cache: LRU[str, Analysis] = LRU(256)
+        self._turn_cache: LRU[str, tuple[SafetyResult, bool]] = LRU(1024)
         # exemplar matrix, one block of rows per concept
         owners: list[int] = []
         phrases: list[str] = []
@@ -434,17 +433,7 @@ class SafetyScreen:
 
     def _cached_single(self, text: str) -> tuple[SafetyResult, bool]:
         """(screen result, says-it-was-checked) of an earlier turn; earlier turns recur on every call."""
-        with self._lock:
-            hit = self._turn_cache.get(text)
-            if hit is not None:
-                self._turn_cache.move_to_end(text)
-                return hit
-        result = (self._assess_single(text), self._is_clearance(text))
-        with self._lock:
-            self._turn_cache[text] = result
-            while len(self._turn_cache) > 1024:
-                self._turn_cache.popitem(last=False)
-        return result
+        return self._turn_cache.get_or_compute(text, lambda: (self._assess_single(text), self._is_clearance(text)))
 
     def _is_clearance(self, message: str) -> bool:
         a = self._analyse(message)
@@ -659,17 +648,7 @@ class SafetyScreen:
     # ------------------------------------------------------------------ analysis
 
     def _analyse(self, message: str) -> Analysis:
-        with self._lock:
-            hit = self._analysis_cache.get(message)
-            if hit is not None:
-                self._analysis_cache.move_to_end(message)
-                return hit
-        a = self._prepare(message)
-        with self._lock:
-            self._analysis_cache[message] = a
-            while len(self._analysis_cache) > 256:
-                self._analysis_cache.popitem(last=False)
-        return a
+        return self._analysis_cache.get_or_compute(message, lambda: self._prepare(message))
 
     def _prepare(self, message: str) -> Analysis:
         text, index = normalise(message or "")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
@@ -143,7 +143,6 @@ class Retrieved:
     chunk_rows: list[int]
     query_vector: np.ndarray
     best_similarity: float
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 class Retriever:
@@ -294,12 +293,8 @@ class Retriever:
         return self.embedder.encode([query.dense_text])[0]
 
     def retrieve(self, query: Query, k: int | None = None, vector: np.ndarray | None = None) -> Retrieved:
-        import time
-
-        t0 = time.perf_counter()
         k = k or self.settings.top_k
         qv = vector if vector is not None else self.embed(query)
-        t1 = time.perf_counter()
 
         chunk_sim = self.chunk_vecs @ qv
         window_sim_all = np.where(self._repeat_mask, -1.0, self.window_vecs @ qv)
@@ -335,12 +330,10 @@ class Retriever:
             )
             for i in order
         ]
-        t2 = time.perf_counter()
         return Retrieved(
             query=query,
             contexts=contexts,
             chunk_rows=[int(i) for i in order],
             query_vector=qv,
             best_similarity=best,
-            timings_ms={"embed": (t1 - t0) * 1000, "rank": (t2 - t1) * 1000},
         )

@@ -109,10 +109,6 @@ class IndexSummary:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.records_added or self.records_deleted or self.rebuilt)
-
     def line(self) -> str:
         return (
             f"{self.documents} documents: {len(self.added_docs)} added, {len(self.replaced_docs)} replaced, "

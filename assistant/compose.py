@@ -131,11 +131,7 @@ class Composer:
                 continue
             chosen.append(cand)
             seen_text.add(key)
-        # reading order: passages by the strength of their best sentence, sentences as written
-        group_best: dict[int, float] = {}
-        for c in chosen:
-            group_best[c.chunk_row] = max(group_best.get(c.chunk_row, -1.0), c.score)
-        return sorted(chosen, key=lambda c: (-group_best[c.chunk_row], c.position))
+        return chosen
 
     def with_list_intros(self, chosen: list[_Candidate]) -> list[_Candidate]:
         """A list item read alone can mislead ("Pain worsens during walking."): put the sentence that
@@ -153,6 +149,7 @@ class Composer:
                                           self.sent_text[row], False, item.score))
                     have.add(row)
                 break
+        # reading order: passages by the strength of their best sentence, sentences as written
         group_best: dict[int, float] = {}
         for c in out:
             group_best[c.chunk_row] = max(group_best.get(c.chunk_row, -1.0), c.score)

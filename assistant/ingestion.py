@@ -24,7 +24,6 @@ CHUNKING_VERSION = 3
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _BULLET = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SEGMENTER = pysbd.Segmenter(language="en", clean=False)
 
@@ -142,8 +141,6 @@ def _markdown_to_lines(text: str) -> Iterator[tuple[int, str]]:
 
 
 def _table_row(line: str) -> str | None:
-    if _TABLE_RULE.match(line.replace("|", " ").strip() or "-"):
-        return None
     cells = [c.strip() for c in line.strip().strip("|").split("|")]
     cells = [c for c in cells if c]
     return " \u2014 ".join(cells) if cells else None

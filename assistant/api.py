@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from .chain import Turnstate, build_chain, pipeline_steps, run_pipeline
 from .compose import DISCLAIMER, OUT_OF_SCOPE_TEXT, Composer, no_answer_text, small_talk_reply
 from .embeddings import Embedder, get_embedder
+from .models import Thresholds
 from .results import AnswerResult, Citation, Context, Turn
 from .retrieval import Retriever
 from .safety import INFO_REQUEST_NOTE, SafetyScreen, red_flag_reply
@@ -27,9 +28,6 @@ WARNING_SIGNS_QUERY = (
     "in the legs, bowel or bladder dysfunction; consult your healthcare provider"
 )
 ENGLISH_ONLY_NOTE = "_My sources are in English, so here is what they say:_"
-# Below this similarity to every sentence window, and with no topic word, a message is off-topic
-# (measured: off-topic questions score at most 0.28, on-topic ones rarely below 0.35).
-OFF_TOPIC_SIMILARITY = 0.30
 
 
 def coerce_history(history: Iterable[Any] | None) -> tuple[Turn, ...]:
@@ -53,12 +51,13 @@ class Assistant:
         t0 = time.perf_counter()
         self.settings = settings or get_settings()
         self.embedder = embedder or get_embedder(self.settings)
+        self.thresholds = Thresholds.load(self.embedder.model_name)
         store = Store(self.settings, self.embedder)
         if ensure_index:
             store.sync(progress=True)
         self.retriever = Retriever(store.load_records(), self.embedder, self.settings)
         self.composer = Composer(self.retriever, max_sentences=self.settings.max_answer_sentences)
-        self.safety = SafetyScreen(self.embedder)
+        self.safety = SafetyScreen(self.embedder, thresholds=self.thresholds)
         self._warning_contexts = self._find_warning_passages()
         self._steps = pipeline_steps(self)
         self._chain: Runnable | None = None
@@ -91,8 +90,11 @@ class Assistant:
 
     def step_safety(self, state: Turnstate) -> Turnstate:
         query = self.retriever.analyse(state.text, state.history)
+        clauses = self.safety.sentences(state.text)
+        if clauses and query.followup_of is None and not query.foreign:
+            query.shared_texts = tuple(clauses)
         # one model call for everything this message needs; the embedder caches each text
-        self.embedder.encode([*self.safety.sentences(state.text), query.dense_text])
+        self.embedder.encode([*clauses] if query.shared_texts else [*clauses, query.dense_text])
         state.query = query
         state.safety = self.safety.assess(state.text, state.history)
         if state.safety.flagged:
@@ -104,10 +106,13 @@ class Assistant:
         retrieved = self.retriever.retrieve(query)
         state.retrieved = retrieved
         contexts = retrieved.contexts
-        if not query.on_topic_words and retrieved.best_similarity < OFF_TOPIC_SIMILARITY:
+        min_relevance = self.settings.min_relevance
+        if min_relevance is None:
+            min_relevance = self.thresholds.min_relevance
+        if not query.on_topic_words and retrieved.best_similarity < self.thresholds.off_topic:
             text = small_talk_reply(state.text) or OUT_OF_SCOPE_TEXT
             state.result = AnswerResult(kind="out_of_scope", text=text, safety=state.safety, contexts=contexts)
-        elif retrieved.best_similarity < self.settings.min_relevance or query.uncovered_terms:
+        elif retrieved.best_similarity < min_relevance or query.uncovered_terms:
             state.result = self._no_answer(state, contexts, query.uncovered_terms)
         return state
 
@@ -148,7 +153,7 @@ class Assistant:
     def _find_warning_passages(self) -> list[Context]:
         query = self.retriever.analyse(WARNING_SIGNS_QUERY)
         found = self.retriever.retrieve(query, k=3)
-        return [c for c in found.contexts if c.score >= 0.45][:2]
+        return [c for c in found.contexts if c.score >= self.thresholds.warning_passage][:2]
 
     def _red_flag_result(self, state: Turnstate) -> AnswerResult:
         citations = [

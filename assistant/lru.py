@@ -37,3 +37,7 @@ class LRU(Generic[K, V]):
             value = compute()
             self.put(key, value)
         return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()

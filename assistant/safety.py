@@ -33,6 +33,7 @@ from rapidfuzz.distance import Levenshtein
 from .embeddings import Embedder
 from .results import SafetyReason, SafetyResult, Turn
 from .lru import LRU
+from .models import Thresholds
 from .settings import DATA_DIR, load_yaml
 
 RULES_PATH = DATA_DIR / "red_flags.yaml"
@@ -171,7 +172,6 @@ class Concept:
     requires: tuple[str, ...]
     history_is_risk: bool
     exemplars: tuple[str, ...]
-    threshold: float | None
     quote_context: str | None = None
 
 
@@ -241,7 +241,6 @@ def load_rules(path: Path | None = None) -> Rules:
                 requires=tuple(c.get("requires") or ()),
                 history_is_risk=bool(c.get("history_is_risk", False)),
                 exemplars=tuple(str(e) for e in (c.get("exemplars") or ())),
-                threshold=float(c["threshold"]) if c.get("threshold") is not None else None,
                 quote_context=c.get("quote_context"),
             )
         )
@@ -275,9 +274,10 @@ def load_rules(path: Path | None = None) -> Rules:
         info_request=comp(sc["info_request"]),
         fuzzy_vocabulary=tuple(str(w) for w in data.get("fuzzy_vocabulary") or ()),
         fuzzy_protected=frozenset(str(w) for w in data.get("fuzzy_protected") or ()),
-        semantic_threshold=float(sem.get("threshold", 0.72)),
-        semantic_margin=float(sem.get("margin", 0.0)),
-        semantic_escalation=float(sem.get("escalation_threshold", 0.0)),
+        # the similarity cut-offs depend on the model: set from data/model_thresholds.toml
+        semantic_threshold=1.0,
+        semantic_margin=0.0,
+        semantic_escalation=1.0,
         benign_anchors=tuple(str(a) for a in sem.get("benign_anchors") or ()),
         semantic_min_words=int(sem.get("min_words", 3)),
         semantic_max_clauses=int(sem.get("max_clauses", 16)),
@@ -356,9 +356,13 @@ class _Mention:
 class SafetyScreen:
     """Screens one message (and the conversation so far) for red flags."""
 
-    def __init__(self, embedder: Embedder, rules_path: Path | None = None) -> None:
+    def __init__(self, embedder: Embedder, rules_path: Path | None = None, thresholds: Thresholds | None = None) -> None:
         self.embedder = embedder
         self.rules = load_rules(rules_path)
+        thresholds = thresholds or Thresholds.load(embedder.model_name)
+        self.rules.semantic_threshold = thresholds.safety_semantic
+        self.rules.semantic_margin = thresholds.safety_margin
+        self.rules.semantic_escalation = thresholds.safety_escalation
         with _LABELS_LOCK:
             _LABELS.update({c.id: c.label for c in self.rules.concepts})
         self._by_id = {c.id: c for c in self.rules.concepts}
@@ -387,7 +391,7 @@ class SafetyScreen:
         self._has_anchors = bool(anchors)
         self._block_starts = np.searchsorted(owners_arr, np.arange(n_concepts + (1 if anchors else 0)))
         self._thresholds = np.asarray(
-            [c.threshold if c.threshold is not None else self.rules.semantic_threshold for c in self._sem_concepts],
+            [thresholds.safety_concepts.get(c.id, self.rules.semantic_threshold) for c in self._sem_concepts],
             dtype=np.float32,
         )
 

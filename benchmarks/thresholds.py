@@ -5,7 +5,7 @@
 Prints, for one model: the best-window similarity of on-topic and off-topic messages (off_topic),
 of answerable and unanswerable questions (min_relevance), the passages the warning-signs query
 finds (warning_passage), and a grid over the safety detector's semantic cut-offs scored on
-evals/safety.jsonl with every QA and scope message as a further negative. The chosen values go into
+the safety messages with every QA and scope message as a further negative. The chosen values go into
 assistant/data/model_thresholds.toml by hand, with the figures they came from.
 """
 
@@ -25,12 +25,13 @@ sys.path.insert(0, str(ROOT))
 from assistant import Assistant  # noqa: E402
 from assistant.api import WARNING_SIGNS_QUERY  # noqa: E402
 from assistant.chain import Turnstate  # noqa: E402
-from assistant.evaluation import load_qa, load_safety, load_scope  # noqa: E402
+from assistant.evaluation.batches import load_folder  # noqa: E402
 from assistant.safety import LEVEL_RANK  # noqa: E402
 from assistant.settings import model_settings  # noqa: E402
 from assistant.store import build_index  # noqa: E402
 
-DEV = ROOT / "evals"
+# The dev sets: evals/ and the blind batches that have been scored and read (they join the dev sets).
+DEV = [ROOT / "evals", ROOT / "evals" / "blind" / "2026-12-01-qa-a", ROOT / "evals" / "blind" / "2026-12-01-safety-a"]
 
 
 def quantiles(values: list[float]) -> str:
@@ -66,7 +67,10 @@ def main() -> None:
     settings = model_settings(spec, ROOT / "index" / "models")
     build_index(settings, progress=False)
     bot = Assistant(settings)
-    qa, scope, safety = load_qa(DEV / "qa.jsonl"), load_scope(DEV / "scope.jsonl"), load_safety(DEV / "safety.jsonl")
+    qa, scope, safety = [], [], []
+    for folder in DEV:
+        more = load_folder(folder)
+        qa, scope, safety = qa + more[0], scope + more[1], safety + more[2]
 
     answerable = [best_similarity(bot, c.question) for c in qa if c.answerable and not c.history]
     unanswerable = [best_similarity(bot, c.question) for c in qa if not c.answerable and not c.history]
@@ -120,14 +124,17 @@ def main() -> None:
     # nothing to decide: its cut-offs are chosen on what it does alone, then checked combined.
     print(f"semantic detector alone, {len(messages)} messages (concept offsets kept: {concept_offsets}):")
     alone = []
-    for semantic, margin in itertools.product(np.arange(0.40, 0.86, 0.02), (0.0, 0.03)):
+    for semantic, margin in itertools.product(np.arange(0.56, 0.90, 0.02), (0.0, 0.03)):
         set_cutoffs(float(semantic), margin, 1.01)
         alone.append((*figures([(semantic_alone(t), w) for t, w in messages]), round(float(semantic), 2), margin))
     for r in alone:
         print(f"  semantic {r[3]:.2f} margin {r[4]:.2f}: emergency {r[0]:.3f} any level {r[1]:.3f} false alarms {r[2]:.3f}")
-    allowed = [r for r in alone if r[2] <= 0.02]
+    # At most 1 false alarm in 200 dev negatives: a tolerance of 2% there still gave 20% false alarms
+    # and 7 of 60 answerable questions flagged on the first blind batches (2026-12-01); none at all
+    # leaves the detector almost nothing, as one ordinary message sits at 0.80.
+    allowed = [r for r in alone if r[2] <= 0.005]
     pick = max(allowed, key=lambda r: (r[0] + r[1], -r[3])) if allowed else max(alone, key=lambda r: r[3])
-    print(f"suggested semantic {pick[3]} margin {pick[4]} (most recall with false alarms <= 0.02 alone)")
+    print(f"suggested semantic {pick[3]} margin {pick[4]} (most recall with false alarms <= 0.005 alone)")
     print("with the rules, by escalation cut-off:")
     for escalation in (0.80, 0.84, 0.88, 0.92, 1.01):
         set_cutoffs(pick[3], pick[4], escalation)

@@ -54,6 +54,8 @@ class Assistant:
         self.thresholds = Thresholds.load(self.embedder.model_name)
         spec = next((m for m in MODELS.values() if m.name == self.embedder.model_name), None)
         self._share_clauses = bool(spec and spec.share_clause_vectors)
+        chosen = self.settings.min_relevance
+        self._min_relevance = self.thresholds.min_relevance if chosen is None else chosen
         store = Store(self.settings, self.embedder)
         if ensure_index:
             store.sync(progress=True)
@@ -108,13 +110,10 @@ class Assistant:
         retrieved = self.retriever.retrieve(query)
         state.retrieved = retrieved
         contexts = retrieved.contexts
-        min_relevance = self.settings.min_relevance
-        if min_relevance is None:
-            min_relevance = self.thresholds.min_relevance
         if not query.on_topic_words and retrieved.best_similarity < self.thresholds.off_topic:
             text = small_talk_reply(state.text) or OUT_OF_SCOPE_TEXT
             state.result = AnswerResult(kind="out_of_scope", text=text, safety=state.safety, contexts=contexts)
-        elif retrieved.best_similarity < min_relevance or query.uncovered_terms:
+        elif retrieved.best_similarity < self._min_relevance or query.uncovered_terms:
             state.result = self._no_answer(state, contexts, query.uncovered_terms)
         return state
 

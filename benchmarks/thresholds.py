@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from assistant import Assistant  # noqa: E402
 from assistant.api import WARNING_SIGNS_QUERY  # noqa: E402
 from assistant.chain import Turnstate  # noqa: E402
-from assistant.evaluation.batches import load_folder  # noqa: E402
+from assistant.evaluation import load_datasets  # noqa: E402
 from assistant.safety import LEVEL_RANK  # noqa: E402
 from assistant.settings import model_settings  # noqa: E402
 from assistant.store import build_index  # noqa: E402
@@ -69,7 +69,7 @@ def main() -> None:
     bot = Assistant(settings)
     qa, scope, safety = [], [], []
     for folder in DEV:
-        more = load_folder(folder)
+        more = load_datasets(folder)
         qa, scope, safety = qa + more[0], scope + more[1], safety + more[2]
 
     answerable = [best_similarity(bot, c.question) for c in qa if c.answerable and not c.history]

@@ -330,6 +330,16 @@ class UrgentRecall(_SafetyMetric):
 
 
 @register
+class AnyLevelRecall(_SafetyMetric):
+    name = "safety_any_level_recall"
+    description = "emergency and urgent vignettes flagged at either level"
+
+    def compute(self, cases):
+        flagged = self.of_level(cases, "emergency") + self.of_level(cases, "urgent")
+        return _mean([1.0 if c.level in ("urgent", "emergency") and not c.error else 0.0 for c in flagged])
+
+
+@register
 class NoneFalsePositive(_SafetyMetric):
     name = "safety_none_fp_rate"
     higher_is_better = False

@@ -70,16 +70,15 @@ def load_datasets(data_dir: Path = EVALS_DIR, corpus_dir: Path | None = None) ->
     the corpus or the folder holds none of the three files. A missing file is noted, not an error:
     a blind batch may hold only QA or only safety messages."""
     notes: list[str] = []
-    loaders = (("qa.jsonl", load_qa), ("scope.jsonl", load_scope), ("safety.jsonl", load_safety))
     sets: list[list] = []
-    for name, loader in loaders:
+    for name, loader in (("qa.jsonl", load_qa), ("scope.jsonl", load_scope), ("safety.jsonl", load_safety)):
         path = data_dir / name
         if path.is_file():
             sets.append(loader(path))
         else:
             sets.append([])
             notes.append(f"{path} not found: its metrics are not computed")
-    if not any((data_dir / name).is_file() for name, _ in loaders):
+    if len(notes) == len(sets):
         raise DatasetError(f"{data_dir} holds none of qa.jsonl, scope.jsonl, safety.jsonl")
     qa, scope, safety = sets
     if corpus_dir is not None and qa:

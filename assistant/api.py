@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from .chain import Turnstate, build_chain, pipeline_steps, run_pipeline
 from .compose import DISCLAIMER, OUT_OF_SCOPE_TEXT, Composer, no_answer_text, small_talk_reply
 from .embeddings import Embedder, get_embedder
-from .models import MODELS, Thresholds
+from .models import Thresholds
 from .results import AnswerResult, Citation, Context, Turn
 from .retrieval import Retriever
 from .safety import INFO_REQUEST_NOTE, SafetyScreen, red_flag_reply
@@ -51,9 +51,8 @@ class Assistant:
         t0 = time.perf_counter()
         self.settings = settings or get_settings()
         self.embedder = embedder or get_embedder(self.settings)
-        self.thresholds = Thresholds.load(self.embedder.model_name)
-        spec = next((m for m in MODELS.values() if m.name == self.embedder.model_name), None)
-        self._share_clauses = bool(spec and spec.share_clause_vectors)
+        self.thresholds = Thresholds.load(self.embedder.spec)
+        self._share_clauses = bool(self.embedder.spec and self.embedder.spec.share_clause_vectors)
         chosen = self.settings.min_relevance
         self._min_relevance = self.thresholds.min_relevance if chosen is None else chosen
         store = Store(self.settings, self.embedder)
@@ -98,7 +97,7 @@ class Assistant:
         if self._share_clauses and clauses and query.followup_of is None and not query.foreign:
             query.shared_texts = tuple(clauses)
         # one model call for everything this message needs; the embedder caches each text
-        self.embedder.encode([*clauses] if query.shared_texts else [*clauses, query.dense_text])
+        self.embedder.encode(clauses if query.shared_texts else [*clauses, query.dense_text])
         state.query = query
         state.safety = self.safety.assess(state.text, state.history)
         if state.safety.flagged:

@@ -176,7 +176,9 @@ class Embedder:
         self.settings = settings or get_settings()
         self.model_path = self.settings.resolved_model_path()
         folder = Path(self.model_path)
-        self.model_name = folder.name if self.settings.model_path else MODELS[self.settings.embedding_model].name
+        # a folder given by path has no spec: no measured thresholds, no model-specific choices
+        self.spec = None if self.settings.model_path else MODELS[self.settings.embedding_model]
+        self.model_name = self.spec.name if self.spec else folder.name
         config = json.loads((folder / "sentence_bert_config.json").read_text())
         pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
         if not pooling.get("pooling_mode_mean_tokens"):

@@ -143,16 +143,17 @@ class Thresholds:
     safety_concepts: dict[str, float]
 
     @classmethod
-    def load(cls, model_name: str, path: Path | None = None) -> "Thresholds":
+    def load(cls, spec: ModelSpec | None, path: Path | None = None) -> "Thresholds":
+        """The cut-offs measured for ``spec``; MiniLM's for a model that has none (a folder given by path)."""
         import tomllib
 
         from .settings import DATA_DIR
 
         path = path or DATA_DIR / "model_thresholds.toml"
         table = tomllib.loads(path.read_text(encoding="utf-8"))
-        key = next((k for k, spec in MODELS.items() if spec.name == model_name), None)
+        key = spec.key if spec else None
         if key not in table:
-            log.warning("no thresholds measured for %s: using all-MiniLM-L6-v2's", model_name)
+            log.warning("no thresholds measured for %s: using all-MiniLM-L6-v2's", spec.name if spec else "this model")
             key = "minilm"
         row = table[key]
         safety = row["safety"]

@@ -294,7 +294,7 @@ class Retriever:
         return repeated
 
     def embed(self, query: Query) -> np.ndarray:
-        if query.shared_texts and not query.foreign:
+        if query.shared_texts:
             mean = self.embedder.encode(list(query.shared_texts)).mean(axis=0)
             return mean / max(float(np.linalg.norm(mean)), 1e-12)
         return self.embedder.encode([query.dense_text])[0]

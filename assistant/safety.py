@@ -359,7 +359,7 @@ class SafetyScreen:
     def __init__(self, embedder: Embedder, rules_path: Path | None = None, thresholds: Thresholds | None = None) -> None:
         self.embedder = embedder
         self.rules = load_rules(rules_path)
-        thresholds = thresholds or Thresholds.load(embedder.model_name)
+        thresholds = thresholds or Thresholds.load(embedder.spec)
         self.rules.semantic_threshold = thresholds.safety_semantic
         self.rules.semantic_margin = thresholds.safety_margin
         self.rules.semantic_escalation = thresholds.safety_escalation

@@ -80,7 +80,7 @@ def test_onnx_vectors_match_sentence_transformers(model, precision, floor):
 
 def test_every_model_has_measured_thresholds():
     for spec in MODELS.values():
-        t = Thresholds.load(spec.name)
+        t = Thresholds.load(spec)
         assert 0 < t.min_relevance < t.warning_passage < 1
         assert 0 < t.safety_semantic < t.safety_escalation <= 1.01
 

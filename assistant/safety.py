@@ -200,9 +200,6 @@ class Rules:
     info_request: re.Pattern[str]
     fuzzy_vocabulary: tuple[str, ...]
     fuzzy_protected: frozenset[str]
-    semantic_threshold: float
-    semantic_margin: float
-    semantic_escalation: float
     benign_anchors: tuple[str, ...]
     semantic_min_words: int
     semantic_max_clauses: int
@@ -274,10 +271,6 @@ def load_rules(path: Path | None = None) -> Rules:
         info_request=comp(sc["info_request"]),
         fuzzy_vocabulary=tuple(str(w) for w in data.get("fuzzy_vocabulary") or ()),
         fuzzy_protected=frozenset(str(w) for w in data.get("fuzzy_protected") or ()),
-        # the similarity cut-offs depend on the model: set from data/model_thresholds.toml
-        semantic_threshold=1.0,
-        semantic_margin=0.0,
-        semantic_escalation=1.0,
         benign_anchors=tuple(str(a) for a in sem.get("benign_anchors") or ()),
         semantic_min_words=int(sem.get("min_words", 3)),
         semantic_max_clauses=int(sem.get("max_clauses", 16)),
@@ -359,10 +352,6 @@ class SafetyScreen:
     def __init__(self, embedder: Embedder, rules_path: Path | None = None, thresholds: Thresholds | None = None) -> None:
         self.embedder = embedder
         self.rules = load_rules(rules_path)
-        thresholds = thresholds or Thresholds.load(embedder.spec)
-        self.rules.semantic_threshold = thresholds.safety_semantic
-        self.rules.semantic_margin = thresholds.safety_margin
-        self.rules.semantic_escalation = thresholds.safety_escalation
         with _LABELS_LOCK:
             _LABELS.update({c.id: c.label for c in self.rules.concepts})
         self._by_id = {c.id: c for c in self.rules.concepts}
@@ -390,10 +379,16 @@ class SafetyScreen:
         owners_arr = np.asarray(owners, dtype=np.int64)
         self._has_anchors = bool(anchors)
         self._block_starts = np.searchsorted(owners_arr, np.arange(n_concepts + (1 if anchors else 0)))
-        self._thresholds = np.asarray(
-            [thresholds.safety_concepts.get(c.id, self.rules.semantic_threshold) for c in self._sem_concepts],
+        self.set_thresholds(thresholds or Thresholds.load(embedder.spec))
+
+    def set_thresholds(self, thresholds: Thresholds) -> None:
+        """The similarity cut-offs measured for the embedding model (``data/model_thresholds.toml``)."""
+        self.thresholds = thresholds
+        self._concept_cutoffs = np.asarray(
+            [thresholds.safety_concepts.get(c.id, thresholds.safety_semantic) for c in self._sem_concepts],
             dtype=np.float32,
         )
+        self._turn_cache.clear()
 
     # ------------------------------------------------------------------ public
 
@@ -533,11 +528,11 @@ class SafetyScreen:
         blocks = np.maximum.reduceat(sims, self._block_starts, axis=1)  # (units, concepts [+ anchors])
         n = len(self._sem_concepts)
         per_concept = blocks[:, :n]
-        floor = blocks[:, n] + self.rules.semantic_margin if self._has_anchors else np.full(len(blocks), -1.0)
+        floor = blocks[:, n] + self.thresholds.safety_margin if self._has_anchors else np.full(len(blocks), -1.0)
         # one concept per clause: the nearest, if it clears its threshold and the ordinary anchors
         best = per_concept.argmax(axis=1)
         score = per_concept[np.arange(len(best)), best]
-        ok = (score >= self._thresholds[best]) & (score >= floor)
+        ok = (score >= self._concept_cutoffs[best]) & (score >= floor)
         out: list[_Mention] = []
         done: set[str] = {m.concept.id for m in lexicon_hits}
         for ui in sorted(np.flatnonzero(ok).tolist(), key=lambda u: -float(score[u])):
@@ -551,7 +546,7 @@ class SafetyScreen:
             )
             if explained >= LEVEL_RANK[c.level]:
                 continue
-            if explained and float(score[ui]) < self.rules.semantic_escalation:
+            if explained and float(score[ui]) < self.thresholds.safety_escalation:
                 continue
             status = self._status(a, c, s, e, inside=True)
             out.append(_Mention(c, s, e, status, "semantic", float(score[ui])))

@@ -12,6 +12,7 @@ assistant/data/model_thresholds.toml by hand, with the figures they came from.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import logging
 import sys
@@ -103,12 +104,11 @@ def main() -> None:
     concept_offsets = {cid: value - bot.thresholds.safety_semantic for cid, value in bot.thresholds.safety_concepts.items()}
 
     def set_cutoffs(semantic: float, margin: float, escalation: float) -> None:
-        screen.rules.semantic_threshold, screen.rules.semantic_margin = semantic, margin
-        screen.rules.semantic_escalation = escalation
-        screen._thresholds = np.asarray(
-            [semantic + concept_offsets.get(c.id, 0.0) for c in screen._sem_concepts], dtype=np.float32
-        )
-        screen._turn_cache.clear()
+        concepts = {cid: semantic + offset for cid, offset in concept_offsets.items()}
+        screen.set_thresholds(dataclasses.replace(
+            bot.thresholds, safety_semantic=semantic, safety_margin=margin, safety_escalation=escalation,
+            safety_concepts=concepts,
+        ))
 
     def figures(levels: list[tuple[str, str]]) -> tuple[float, float, float]:
         emergency = np.mean([g == "emergency" for g, w in levels if w == "emergency"])

@@ -79,14 +79,6 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def model_settings(spec: str, index_root: Path) -> Settings:
-    """Settings for ``KEY[:PRECISION]`` (``mpnet``, ``minilm:fp32``) with an index folder of its own
-    under ``index_root``, so benchmarks can compare models without rebuilding the default index."""
-    key, _, precision = spec.partition(":")
-    base = Settings(embedding_model=key, **({"embedding_precision": precision} if precision else {}))
-    return base.model_copy(update={"index_dir": index_root / f"{key}-{base.resolved_precision()}"})
-
-
 def load_yaml(path: Path) -> dict:
     """Rules and lexicon files: the C loader parses them in a fraction of the pure-Python time."""
     import yaml

@@ -65,7 +65,7 @@ def questions() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300, help="warm calls to time (at least 200)")
-    parser.add_argument("--model", default=None, help="mpnet or minilm (default: BACKPAIN_EMBEDDING_MODEL or mpnet)")
+    parser.add_argument("--model", default=None, help="minilm or mpnet (default: BACKPAIN_EMBEDDING_MODEL, else minilm)")
     parser.add_argument("--setup", action="store_true", help="also time the one-time unpack and export")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -18,10 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant import Assistant  # noqa: E402
-from assistant.evaluation.batches import score_folder  # noqa: E402
-from assistant.settings import model_settings  # noqa: E402
-from assistant.store import build_index  # noqa: E402
+from assistant.evaluation.batches import model_assistant, score_folder  # noqa: E402
 
 
 def folders() -> list[tuple[str, Path]]:
@@ -40,9 +37,7 @@ def main() -> None:
     models = [m.strip() for m in args.models.split(",")]
     table: dict[tuple[str, str], dict[str, float]] = {}
     for model in models:
-        settings = model_settings(model, ROOT / "index" / "models")
-        build_index(settings, progress=False)
-        bot = Assistant(settings)
+        bot = model_assistant(model)
         for name, folder in folders():
             table[(name, model)], _ = score_folder(bot.answer, folder)
             print(f"  {model} on {name}: done", file=sys.stderr, flush=True)

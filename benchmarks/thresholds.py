@@ -28,8 +28,7 @@ from assistant.api import WARNING_SIGNS_QUERY  # noqa: E402
 from assistant.chain import Turnstate  # noqa: E402
 from assistant.evaluation import load_datasets  # noqa: E402
 from assistant.safety import LEVEL_RANK  # noqa: E402
-from assistant.settings import model_settings  # noqa: E402
-from assistant.store import build_index  # noqa: E402
+from assistant.evaluation.batches import model_assistant  # noqa: E402
 
 # The dev sets: evals/ and the blind batches that have been scored and read (they join the dev sets).
 DEV = [ROOT / "evals", ROOT / "evals" / "blind" / "2026-12-01-qa-a", ROOT / "evals" / "blind" / "2026-12-01-safety-a"]
@@ -65,9 +64,7 @@ def main() -> None:
     parser.add_argument("--precision", default=None, help="fp32 or int8 (default: the model's own)")
     args = parser.parse_args()
     spec = f"{args.model}:{args.precision}" if args.precision else args.model
-    settings = model_settings(spec, ROOT / "index" / "models")
-    build_index(settings, progress=False)
-    bot = Assistant(settings)
+    bot = model_assistant(spec)
     qa, scope, safety = [], [], []
     for folder in DEV:
         more = load_datasets(folder)
@@ -76,7 +73,7 @@ def main() -> None:
     answerable = [best_similarity(bot, c.question) for c in qa if c.answerable and not c.history]
     unanswerable = [best_similarity(bot, c.question) for c in qa if not c.answerable and not c.history]
     off = [best_similarity(bot, c.message) for c in scope if c.expected_kind == "out_of_scope" and c.message.strip()]
-    print(f"== {args.model} {settings.resolved_precision()}")
+    print(f"== {args.model} {bot.settings.resolved_precision()}")
     print("answerable best similarity:  ", quantiles([s for s, _ in answerable]))
     print("unanswerable best similarity:", quantiles([s for s, _ in unanswerable]))
     print("off-topic best similarity:   ", quantiles([s for s, _ in off]))

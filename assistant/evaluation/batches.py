@@ -1,16 +1,20 @@
 """Aggregate figures of one eval folder (dev sets or a blind batch) for one model, cases never shown.
 
-Used by ``evals/blind/score.py`` (first scores of a batch nobody has read) and
-``benchmarks/models.py`` (both models side by side on every folder).
+Used by ``evals/blind/score.py`` (first scores of a batch nobody has read),
+``benchmarks/models.py`` (both models side by side on every folder) and ``benchmarks/thresholds.py``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from ..settings import PROJECT_ROOT, Settings
 from .metrics import compute_all
 from .runner import load_datasets, run_cases
+
+if TYPE_CHECKING:
+    from ..api import Assistant
 
 # the registered metrics reported for each kind of set a folder holds
 FIGURES = {
@@ -19,6 +23,19 @@ FIGURES = {
     "safety": ("safety_emergency_recall", "safety_urgent_recall", "safety_any_level_recall", "safety_none_fp_rate",
                "safety_level_accuracy"),
 }
+
+
+def model_assistant(spec: str) -> "Assistant":
+    """An assistant on model ``KEY[:PRECISION]`` (``mpnet``, ``minilm:fp32``) with an up-to-date index of
+    its own under ``index/models/``, so comparing models never rebuilds the default index."""
+    from ..api import Assistant
+    from ..store import build_index
+
+    key, _, precision = spec.partition(":")
+    base = Settings(embedding_model=key, **({"embedding_precision": precision} if precision else {}))
+    settings = base.model_copy(update={"index_dir": PROJECT_ROOT / "index" / "models" / f"{key}-{base.resolved_precision()}"})
+    build_index(settings, progress=False)
+    return Assistant(settings)
 
 
 def score_folder(answer_fn: Callable[..., Any], folder: Path) -> tuple[dict[str, float], dict[str, int]]:

@@ -137,10 +137,9 @@ class Thresholds:
     off_topic: float
     min_relevance: float
     warning_passage: float
-    safety_semantic: float
-    safety_margin: float
-    safety_escalation: float
-    safety_concepts: dict[str, float]
+    safety_emergency: float  # P(emergency) of a clause at or above this is an emergency
+    safety_any: float  # P(urgent or emergency) at or above this is at least urgent
+    safety_unsure: float  # an urgent message with P(emergency) from here up also lists the emergency signs
 
     @classmethod
     def load(cls, spec: ModelSpec | None, path: Path | None = None) -> "Thresholds":
@@ -161,8 +160,7 @@ class Thresholds:
             off_topic=float(row["off_topic"]),
             min_relevance=float(row["min_relevance"]),
             warning_passage=float(row["warning_passage"]),
-            safety_semantic=float(safety["semantic"]),
-            safety_margin=float(safety["margin"]),
-            safety_escalation=float(safety["escalation"]),
-            safety_concepts={str(k): float(v) for k, v in (safety.get("concepts") or {}).items()},
+            safety_emergency=float(safety["emergency"]),
+            safety_any=float(safety["any_level"]),
+            safety_unsure=float(safety["unsure"]),
         )

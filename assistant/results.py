@@ -37,7 +37,7 @@ class SafetyReason:
     category: str
     level: Level
     matched: str
-    detector: Literal["lexicon", "semantic", "history"] = "lexicon"
+    detector: Literal["lexicon", "learned", "history"] = "lexicon"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +51,9 @@ class SafetyResult:
     level: Level = "none"
     reasons: tuple[SafetyReason, ...] = ()
     info_request: bool = False
+    # urgent, and an emergency was likely but not certain: the reply lists the signs to check now
+    # (not in to_dict: the documented JSON shape stays {"level", "reasons"})
+    unsure: bool = False
 
     @property
     def flagged(self) -> bool:

@@ -46,3 +46,13 @@ def score_folder(answer_fn: Callable[..., Any], folder: Path) -> tuple[dict[str,
     names = [n for kind, count in sizes.items() if count for n in FIGURES[kind]]
     names += ["latency_p50_ms", "latency_p95_ms", "errors"]
     return {n: metrics[n] for n in names if metrics.get(n) is not None}, sizes
+
+
+def read_batches(root: Path = PROJECT_ROOT / "evals" / "blind") -> list[Path]:
+    """Blind batches that have had their first score logged, and so may be read and used as dev sets.
+
+    A batch not yet in LOG.md is still blind: tuning scripts must not see it.
+    """
+    log = root / "LOG.md"
+    logged = log.read_text(encoding="utf-8") if log.is_file() else ""
+    return sorted(p for p in root.iterdir() if p.is_dir() and f"| {p.name} |" in logged)

@@ -1,0 +1,149 @@
+"""The learned red-flag detector: its training data, deterministic training, scoping and the
+"unsure" tier. Figures on held-out messages are in benchmarks/safety.py, not here."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.safety import SafetyScreen, load_rules, red_flag_reply
+from assistant.safety.detector import EXAMPLES_DIR, HARD_NEGATIVE_KINDS, load_examples, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def screen() -> SafetyScreen:
+    from assistant.embeddings import get_embedder
+
+    return SafetyScreen(get_embedder())
+
+
+@pytest.fixture(scope="module")
+def detector_only(screen):
+    screen.parts = frozenset({"detector"})
+    screen.set_thresholds(screen.thresholds)
+    yield screen
+    screen.parts = frozenset({"rules", "detector"})
+    screen.set_thresholds(screen.thresholds)
+
+
+def test_training_set_is_broad():
+    examples = load_examples(EXAMPLES_DIR, {c.id for c in load_rules().concepts})
+    assert len(examples) >= 2000
+    hard = [e for e in examples if e.level == "none" and e.kind in HARD_NEGATIVE_KINDS]
+    assert len(hard) >= 800, len(hard)
+    levels = Counter(e.level for e in examples)
+    assert levels["emergency"] >= 500 and levels["urgent"] >= 300, levels
+    registers = Counter(e.register for e in examples)
+    for register in ("text_message", "older_writer", "non_native", "third_person", "typos", "long_story"):
+        assert registers[register] >= 50, registers
+    # every red-flag concept of the rules that the detector can name has examples
+    categories = {e.category for e in examples if e.level != "none"}
+    assert {"saddle_numbness", "aortic_aneurysm", "cardiorespiratory", "infection_with_fever", "major_trauma",
+            "kidney_infection", "night_pain", "no_improvement"} <= categories
+    assert len({e.text.lower() for e in examples}) > 0.97 * len(examples), "near-copies in the training set"
+
+
+def test_every_training_concept_cites_its_source():
+    for path in sorted(EXAMPLES_DIR.glob("*.toml")):
+        blocks = re.split(r"^\[\[concept\]\]\s*$", path.read_text(encoding="utf-8"), flags=re.M)[1:]
+        assert blocks, path
+        for block in blocks:
+            head = block.split("[concept.examples]")[0]
+            assert re.search(r"^#\s*Source:\s*\S", head, re.M), f"{path.name}: a concept has no '# Source:' line\n{head[:200]}"
+
+
+def test_no_eval_message_is_copied_into_the_training_set():
+    import json
+
+    examples = {" ".join(e.text.lower().split()) for e in load_examples()}
+    for path in [ROOT / "evals" / "safety.jsonl", *sorted((ROOT / "evals" / "blind").glob("*/safety.jsonl"))]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                message = " ".join(json.loads(line)["message"].lower().split())
+                assert message not in examples, (path.name, message)
+
+
+def test_no_fitted_model_is_kept_in_git():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert not [f for f in tracked if f.endswith((".pkl", ".pickle", ".joblib", ".npy", ".npz"))]
+
+
+def test_training_is_deterministic(screen):
+    examples = screen.detector.examples
+    one = train(screen.embedder, screen.analyser, examples)
+    two = train(screen.embedder, screen.analyser, examples)
+    assert np.array_equal(one.network.coefs_[0], two.network.coefs_[0]) and np.array_equal(one.network.coefs_[1], two.network.coefs_[1])
+
+
+def test_a_broken_examples_file_fails_loudly(tmp_path):
+    (tmp_path / "bad.toml").write_text('[[concept]]\nid = "x"\nlevel = "severe"\n[concept.examples]\nplain = ["a"]\n')
+    with pytest.raises(ValueError, match="level"):
+        load_examples(tmp_path)
+    (tmp_path / "bad.toml").write_text(
+        '[[concept]]\nid = "x"\nlevel = "urgent"\ncategory = "nope"\n[concept.examples]\nplain = ["a"]\n'
+    )
+    with pytest.raises(ValueError, match="category"):
+        load_examples(tmp_path, {"saddle_numbness"})
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "i use heroin and my back is agony, i'm boiling hot and shaking",
+        "my husband is 70 and a smoker, he has sudden terrible pain in his back and his belly is throbbing",
+    ],
+)
+def test_detector_alone_raises_an_emergency(detector_only, message):
+    res = detector_only.assess(message)
+    assert res.level == "emergency", res
+    assert all(r.detector == "learned" for r in res.reasons) and res.reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "is walking every day good for my lower back ache?",
+        "years ago I couldn't feel anything when I wiped after my back op, that has long gone and I'm fine",
+        "I have no numbness down below and my bladder is working normally",
+        "what actually is cauda equina syndrome?",
+    ],
+)
+def test_detector_alone_keeps_ordinary_negated_past_and_educational_messages_at_none(detector_only, message):
+    assert detector_only.assess(message).level == "none"
+
+
+def test_unsure_adds_the_emergency_signs_to_an_urgent_reply(screen):
+    message = "I've had cancer in the past and now my back hurts and my legs feel a bit odd and heavy"
+    plain = screen.assess(message)
+    assert plain.level == "urgent", plain
+    p = float(screen.detector.probabilities(screen.sentences(message))[:, 2].max())
+    nearly = dataclasses.replace(screen.thresholds, safety_emergency=max(p + 0.01, screen.thresholds.safety_emergency),
+                                 safety_unsure=p - 0.01)
+    original = screen.thresholds
+    try:
+        screen.set_thresholds(nearly)
+        res = screen.assess(message)
+        screen.set_thresholds(dataclasses.replace(nearly, safety_unsure=p + 0.005))
+        sure = screen.assess(message)
+    finally:
+        screen.set_thresholds(original)
+    assert res.level == "urgent" and res.unsure, res
+    assert sure.level == "urgent" and not sure.unsure
+    reply = red_flag_reply(res)
+    assert "Check these now" in reply and "A&E" in reply and "between your legs" in reply
+    assert "Check these now" not in red_flag_reply(sure)
+
+
+def test_thresholds_file_names_the_detector_cut_offs():
+    table = tomllib.loads((ROOT / "assistant" / "data" / "model_thresholds.toml").read_text())
+    for key in ("minilm", "mpnet"):
+        assert set(table[key]["safety"]) == {"emergency", "any_level", "unsure"}

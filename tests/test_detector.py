@@ -81,7 +81,24 @@ def test_training_is_deterministic(screen):
     examples = screen.detector.examples
     one = train(screen.embedder, screen.analyser, examples)
     two = train(screen.embedder, screen.analyser, examples)
-    assert np.array_equal(one.network.coefs_[0], two.network.coefs_[0]) and np.array_equal(one.network.coefs_[1], two.network.coefs_[1])
+    assert all(np.array_equal(getattr(one, k), getattr(two, k)) for k in ("w1", "b1", "w2", "b2"))
+
+
+def test_fitted_weights_are_cached_and_reloaded_without_training(screen, tmp_path, monkeypatch):
+    from assistant.safety import detector as det
+
+    model = det._models[screen.detector.version]
+    path = tmp_path / "weights.npz"
+    model.save(path)
+    loaded = det._Model.load(path)
+    x = screen.embedder.encode(["my back aches after gardening", "I can't feel anything when I wipe"])
+    assert np.array_equal(model.probabilities(x), loaded.probabilities(x))
+    assert list(loaded.positive_categories) == list(model.positive_categories)
+    # a new screen in a fresh process state loads the cached weights instead of training
+    monkeypatch.setattr(det, "_models", {})
+    monkeypatch.setattr(det, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained again")))
+    again = SafetyScreen(screen.embedder)
+    assert again.detector.version == screen.detector.version
 
 
 def test_a_broken_examples_file_fails_loudly(tmp_path):

@@ -7,21 +7,22 @@ people describe the same thing (no "numb" in "can't feel the loo paper"). It sco
 and the whole message; the rules' scoping (negated, past, hypothetical, educational) is applied to
 the clause that carries the signal, exactly as for a lexicon match.
 
-Training is deterministic (fixed seed and data order) and takes about 1-2 s on two cores; the
-example vectors are embedded once and kept in the on-disk vector cache, so no fitted model is
-ever stored. On the dev sets a logistic regression over the same vectors caught fewer emergencies
+Training is deterministic (fixed seed and data order) and takes about 1-2 s on two cores. The
+example vectors are embedded once and kept in the on-disk vector cache, and the fitted weights are
+kept as plain arrays in the cache folder under a hash of everything they depend on (model, rules,
+examples, architecture), so a restart loads them; nothing fitted is ever committed. On the dev sets a logistic regression over the same vectors caught fewer emergencies
 at equal false alarms (benchmarks/safety.py prints both ways of measuring).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -91,18 +92,45 @@ EPOCHS = 40
 BATCH = 512
 LEARNING_RATE = 3e-3
 L2 = 1e-3
+ARCHITECTURE = (HIDDEN_UNITS, EPOCHS, BATCH, LEARNING_RATE, L2)
 
 
 @dataclass
 class _Model:
-    network: Any  # a fitted sklearn MLPClassifier over LEVELS
-    positives: np.ndarray  # (n_pos, dim) training vectors of the red-flag examples
-    positive_categories: list[str]
-    positive_levels: np.ndarray  # LEVEL_RANK of each positive
+    """The fitted network as plain arrays: one hidden ReLU layer, softmax over LEVELS."""
+
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    positives: np.ndarray  # (dim, n_pos) training vectors of the red-flag examples
+    positive_categories: np.ndarray  # (n_pos,) rules concept ids
+    positive_levels: np.ndarray  # (n_pos,) LEVEL_RANK of each
     train_seconds: float
 
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        logits = np.maximum(x @ self.w1 + self.b1, 0.0) @ self.w2 + self.b2
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
 
-_models: dict[tuple, _Model] = {}
+    def save(self, path: Path) -> None:
+        """Arrays only (no pickle), written atomically: a cache, never committed."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, train_seconds=np.float64(self.train_seconds),
+                 **{k: getattr(self, k) for k in ("w1", "b1", "w2", "b2", "positives", "positive_categories", "positive_levels")})
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "_Model":
+        with np.load(path, allow_pickle=False) as z:
+            fields = {k: z[k] for k in z.files}
+        fields["train_seconds"] = float(fields["train_seconds"])
+        return cls(**fields)
+
+
+_models: dict[str, _Model] = {}
 _models_lock = threading.Lock()
 
 
@@ -112,12 +140,14 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
 
-    texts = [_as_seen(analyser, e.text) for e in examples]
+    prepared = [analyser.prepare(e.text) for e in examples]
+    texts = [a.message_text or (a.unit_texts[0] if a.unit_texts else a.text) for a in prepared]
     y_list = [LEVELS.index(e.level) for e in examples]
     # the screen also scores single clauses: every clause of a message with no red flag is itself
     # ordinary, so those clauses teach that "and my back aches" alone is not a red flag
-    pieces = sorted({u for e in examples if e.level == "none" for u in analyser.prepare(e.text).unit_texts} - set(texts))
+    pieces = sorted({u for e, a in zip(examples, prepared) if e.level == "none" for u in a.unit_texts} - set(texts))
     x = embedder.encode_uncached(texts + pieces)
     y = np.asarray(y_list + [0] * len(pieces))
     t0 = time.perf_counter()
@@ -125,24 +155,33 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
         hidden_layer_sizes=(HIDDEN_UNITS,), alpha=L2, batch_size=BATCH, learning_rate_init=LEARNING_RATE,
         max_iter=EPOCHS, random_state=0,
     )
-    with warnings.catch_warnings():
+    # training is the one large matrix job: it may use every inference thread (answers use one)
+    with warnings.catch_warnings(), threadpool_limits(limits=embedder.settings.inference_threads, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs, on purpose
         network.fit(x, y)
     seconds = time.perf_counter() - t0
     pos = y > 0
     log.info("red-flag detector trained on %d examples (+%d clauses) in %.2fs", len(examples), len(pieces), seconds)
     return _Model(
-        network=network,
+        w1=network.coefs_[0].astype(np.float32),
+        b1=network.intercepts_[0].astype(np.float32),
+        w2=network.coefs_[1].astype(np.float32),
+        b2=network.intercepts_[1].astype(np.float32),
         positives=np.ascontiguousarray(x[pos].T),
-        positive_categories=[e.category for e in examples if e.level != "none"],
+        positive_categories=np.asarray([e.category for e in examples if e.level != "none"]),
         positive_levels=y[pos],
         train_seconds=seconds,
     )
 
 
-def _as_seen(analyser: Analyser, text: str) -> str:
-    a = analyser.prepare(text)
-    return a.message_text or (a.unit_texts[0] if a.unit_texts else a.text)
+def data_version(embedder: Embedder, rules_text: str, examples: list[Example]) -> str:
+    """Changes whenever anything the fitted weights depend on changes."""
+    h = hashlib.sha256()
+    for part in (embedder.model_name, embedder.precision, rules_text, repr(ARCHITECTURE)):
+        h.update(part.encode())
+    for e in examples:
+        h.update(f"{e.level}\t{e.category}\t{e.text}\n".encode())
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -150,11 +189,10 @@ class Signal:
     """The detector's view of one message: its strongest clause per tier after scoping."""
 
     emergency: float  # highest P(emergency) of a clause (or the whole message) not scoped away
-    any_level: float  # highest P(urgent or emergency)
     mentions: tuple[Mention, ...]
 
 
-NO_SIGNAL = Signal(0.0, 0.0, ())
+NO_SIGNAL = Signal(0.0, ())
 
 
 class Detector:
@@ -164,6 +202,7 @@ class Detector:
         rules: Rules,
         matcher: RuleMatcher,
         analyser: Analyser,
+        rules_text: str = "",
         examples_dir: Path = EXAMPLES_DIR,
     ) -> None:
         self.embedder = embedder
@@ -171,33 +210,42 @@ class Detector:
         self._concepts = {c.id: c for c in rules.concepts}
         self.examples = load_examples(examples_dir, set(self._concepts))
         self.thresholds: Thresholds | None = None
-        self._examples_dir = examples_dir
-        self._analyser = analyser
-        self._model: _Model | None = None
+        self.version = data_version(embedder, rules_text, self.examples)
+        self._model = self._fitted(analyser)
+
+    def _fitted(self, analyser: Analyser) -> _Model:
+        """Trained once per data version: weights are kept in memory and in the cache folder (plain
+        arrays), so a restart loads them instead of training again."""
+        path = self.embedder.settings.cache_dir / "detector" / f"{self.version}.npz"
+        with _models_lock:
+            if self.version not in _models:
+                try:
+                    _models[self.version] = _Model.load(path)
+                except (OSError, ValueError, KeyError, TypeError):
+                    model = train(self.embedder, analyser, self.examples)
+                    try:
+                        model.save(path)
+                    except OSError as exc:  # a read-only cache only costs a retrain next time
+                        log.warning("could not keep the red-flag detector in %s: %s", path, exc)
+                    _models[self.version] = model
+            return _models[self.version]
 
     def set_thresholds(self, thresholds: Thresholds) -> None:
         self.thresholds = thresholds
-        key = (self.embedder.model_path, self.embedder.precision, str(self._examples_dir),
-               hash(tuple((e.text, e.level) for e in self.examples)))
-        with _models_lock:
-            if key not in _models:
-                _models[key] = train(self.embedder, self._analyser, self.examples)
-            self._model = _models[key]
 
     @property
     def train_seconds(self) -> float:
-        return self._model.train_seconds if self._model else 0.0
+        return self._model.train_seconds
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """(len(texts), 3) probabilities over LEVELS."""
-        assert self._model is not None
-        return self._model.network.predict_proba(self.embedder.encode(texts))
+        return self._model.probabilities(self.embedder.encode(texts))
 
     def signal(self, a: Analysis, lexicon_hits: list[Mention]) -> Signal:
         """Scores every clause and the whole message; a clause the rules' scoping puts in the past,
         negates or marks as a question does not count. A clause whose words the lexicon already
         flagged at the same or a higher tier adds nothing."""
-        assert self._model is not None and self.thresholds is not None
+        assert self.thresholds is not None
         units = list(a.units)
         texts = list(a.unit_texts)
         if not texts:
@@ -207,13 +255,13 @@ class Detector:
         p = self.probabilities(texts)
         p_any = p[:, 1] + p[:, 2]
         t = self.thresholds
-        best_e = best_any = 0.0
+        best_e = 0.0
         mentions: list[Mention] = []
         unit_p = p[: len(units)]
         order = sorted(range(len(texts)), key=lambda i: -float(p_any[i]))
         done: set[str] = set()
         for i in order:
-            if p_any[i] < min(t.safety_any, t.safety_unsure):
+            if p_any[i] < min(t.safety_any, t.safety_unsure, t.safety_emergency):
                 break
             # the whole message is scoped through its strongest clause
             ui = i if i < len(units) else int(np.argmax(unit_p[:, 1] + unit_p[:, 2]))
@@ -228,17 +276,16 @@ class Detector:
                 mentions.append(m)
                 continue
             best_e = max(best_e, float(p[i, 2]))
-            best_any = max(best_any, float(p_any[i]))
+            raised = level == "emergency" or p_any[i] >= t.safety_any
             explained = max((LEVEL_RANK[h.concept.level] for h in lexicon_hits if h.start < e and s < h.end), default=0)
-            if p_any[i] < t.safety_any or explained >= LEVEL_RANK[level] or concept.id in done:
+            if not raised or explained >= LEVEL_RANK[level] or concept.id in done:
                 continue
             done.add(concept.id)
             mentions.append(m)
-        return Signal(best_e, best_any, tuple(mentions))
+        return Signal(best_e, tuple(mentions))
 
     def _concept_for(self, text: str, level: str) -> Concept | None:
         """The rules concept of the nearest red-flag training example at this tier (for the reason)."""
-        assert self._model is not None
         sims = self.embedder.encode([text])[0] @ self._model.positives
         sims[self._model.positive_levels != LEVEL_RANK[level]] = -2.0
-        return self._concepts.get(self._model.positive_categories[int(np.argmax(sims))])
+        return self._concepts.get(str(self._model.positive_categories[int(np.argmax(sims))]))

@@ -78,10 +78,12 @@ class Rules:
     fuzzy_protected: frozenset[str]
     unit_min_words: int
     unit_max_clauses: int
+    source: str = ""  # the file's text, so anything derived from it can tell when it changed
 
 
 def load_rules(path: Path | None = None) -> Rules:
     """Compile the rules file; raises ValueError on an inconsistent file."""
+    source = Path(path or RULES_PATH).read_text(encoding="utf-8")
     data = load_yaml(Path(path or RULES_PATH))
     macros = {k: str(v) for k, v in (data.get("macros") or {}).items()}
     sc = data["scoping"]
@@ -151,6 +153,7 @@ def load_rules(path: Path | None = None) -> Rules:
         fuzzy_protected=frozenset(str(w) for w in data.get("fuzzy_protected") or ()),
         unit_min_words=int(units.get("min_words", 3)),
         unit_max_clauses=int(units.get("max_clauses", 16)),
+        source=source,
     )
 
 

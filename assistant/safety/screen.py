@@ -33,7 +33,7 @@ class SafetyScreen:
         self.matcher = RuleMatcher(self.rules)
         self._analysis_cache: LRU[str, Analysis] = LRU(256)
         self._turn_cache: LRU[str, tuple[SafetyResult, bool]] = LRU(1024)
-        self.detector = Detector(embedder, self.rules, self.matcher, self.analyser)
+        self.detector = Detector(embedder, self.rules, self.matcher, self.analyser, rules_text=self.rules.source)
         # which detectors decide; the report scores each alone and both combined
         self.parts: frozenset[str] = frozenset({"rules", "detector"})
         self.set_thresholds(thresholds or Thresholds.load(embedder.spec))

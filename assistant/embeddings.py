@@ -203,6 +203,7 @@ class Embedder:
             self._session = self._onnx_session(folder)
         else:
             self._torch_model = _load_torch_model(self.model_path, self.settings.inference_threads)
+        self._cache_size = cache_size
         self._cache: LRU[str, np.ndarray] = LRU(cache_size)
         self._disk = VectorCache(self.settings.cache_dir / "vectors" / f"{self.model_name}-{self.precision}.sqlite3", self.dim)
 
@@ -225,6 +226,10 @@ class Embedder:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._inputs = [i.name for i in session.get_inputs()]
         return session
+
+    def keep_vectors(self, n: int) -> None:
+        """Hold up to ``n`` vectors in memory (benchmarks re-score the same messages many times)."""
+        self._cache = LRU(max(self._cache_size, n))
 
     def count_tokens(self, text: str) -> int:
         """Word pieces as the model sees them, including [CLS] and [SEP], before truncation."""

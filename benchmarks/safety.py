@@ -65,6 +65,8 @@ def main() -> None:
         negatives += [(c.message, "none") for c in scope if c.message.strip()]
     sets["qa+scope (all none)"] = negatives
     everything = [t for pairs in sets.values() for t, _ in pairs]
+    screen.keep_analyses(len(everything))
+    screen.embedder.keep_vectors(20 * len(everything))
     for text in everything:  # embed every text once; the rest only re-scores
         screen.embedder.encode(screen.sentences(text))
 
@@ -106,7 +108,7 @@ def grid(screen, sets: dict[str, list[tuple[str, str]]], base) -> None:
     pairs = [p for pairs in sets.values() for p in pairs]
     screen.parts = frozenset({"rules", "detector"})
     results = []
-    for emergency, any_level in itertools.product((0.6, 0.7, 0.8, 0.85, 0.9, 0.95), (0.6, 0.7, 0.8, 0.85, 0.9, 0.95)):
+    for emergency, any_level in itertools.product((0.6, 0.7, 0.8, 0.9), (0.6, 0.7, 0.8, 0.9)):
         screen.set_thresholds(dataclasses.replace(base, safety_emergency=emergency, safety_any=any_level))
         f = figures([(screen.assess(m).level, w) for m, w in pairs])
         results.append((f, emergency, any_level))

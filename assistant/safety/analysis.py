@@ -40,6 +40,8 @@ class Analysis:
     # over several clauses ("I'm 74 and smoke ... sudden pain ... throbbing in my tummy") add up
     message_text: str = ""
     contexts_present: dict[str, bool] = field(default_factory=dict)
+    # the rule matcher's mentions, kept with the analysis: they do not depend on any cut-off
+    lexicon: list | None = None
 
     def clause_of(self, pos: int) -> int:
         return max(0, bisect.bisect_right(self.clause_starts, pos) - 1)

@@ -38,6 +38,10 @@ class SafetyScreen:
         self.parts: frozenset[str] = frozenset({"rules", "detector"})
         self.set_thresholds(thresholds or Thresholds.load(embedder.spec))
 
+    def keep_analyses(self, n: int) -> None:
+        """Keep up to ``n`` analysed messages (benchmarks re-score the same messages many times)."""
+        self._analysis_cache = LRU(max(256, n))
+
     def set_thresholds(self, thresholds: Thresholds) -> None:
         """The cut-offs measured for the embedding model (``data/model_thresholds.toml``)."""
         self.thresholds = thresholds
@@ -102,7 +106,9 @@ class SafetyScreen:
         a = self.analyse(message)
         if not a.text:
             return SafetyResult()
-        mentions = self.matcher.mentions(a) if "rules" in self.parts else []
+        if a.lexicon is None:
+            a.lexicon = self.matcher.mentions(a)
+        mentions = list(a.lexicon) if "rules" in self.parts else []
         signal = self.detector.signal(a, [m for m in mentions if m.raises]) if "detector" in self.parts else NO_SIGNAL
         mentions += signal.mentions
         level = "none"

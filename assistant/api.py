@@ -109,6 +109,8 @@ class Assistant:
         retrieved = self.retriever.retrieve(query)
         state.retrieved = retrieved
         contexts = retrieved.contexts
+        if state.safety.info_request and self._warning_contexts:
+            return state  # a question about warning signs is answered from the warning-sign passages
         if not query.on_topic_words and retrieved.best_similarity < self.thresholds.off_topic:
             text = small_talk_reply(state.text) or OUT_OF_SCOPE_TEXT
             state.result = AnswerResult(kind="out_of_scope", text=text, safety=state.safety, contexts=contexts)

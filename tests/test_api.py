@@ -76,6 +76,14 @@ def test_uncovered_questions_get_no_answer(bot, question):
     assert DISCLAIMER in result.text
 
 
+@pytest.mark.parametrize("question", ["what actually is cauda equina syndrome?", "which warning signs should I watch for?"])
+def test_questions_about_warning_signs_are_answered_from_the_warning_passages(bot, question):
+    """An educational question about a red flag is not a red flag, and not off-topic either."""
+    result = bot.answer(question)
+    assert result.kind == "answer" and result.safety.level == "none", (result.kind, result.text[:200])
+    assert result.citations and "warning" in result.text.lower()
+
+
 @pytest.mark.parametrize("question", [
     "what's the weather going to be like tomorrow?",
     "give me a recipe for chocolate cake",

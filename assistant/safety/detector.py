@@ -252,7 +252,8 @@ class Detector:
             return NO_SIGNAL
         if a.message_text:
             texts.append(a.message_text)
-        p = self.probabilities(texts)
+        vectors = self.embedder.encode(texts)
+        p = self._model.probabilities(vectors)
         p_any = p[:, 1] + p[:, 2]
         t = self.thresholds
         best_e = 0.0
@@ -267,7 +268,7 @@ class Detector:
             ui = i if i < len(units) else int(np.argmax(unit_p[:, 1] + unit_p[:, 2]))
             s, e = units[ui]
             level = "emergency" if p[i, 2] >= t.safety_emergency else "urgent"
-            concept = self._concept_for(texts[i], level)
+            concept = self._concept_for(vectors[i], level)
             if concept is None:
                 continue
             status = self.matcher.status(a, concept, s, e, inside=True)
@@ -284,8 +285,8 @@ class Detector:
             mentions.append(m)
         return Signal(best_e, tuple(mentions))
 
-    def _concept_for(self, text: str, level: str) -> Concept | None:
+    def _concept_for(self, vector: np.ndarray, level: str) -> Concept | None:
         """The rules concept of the nearest red-flag training example at this tier (for the reason)."""
-        sims = self.embedder.encode([text])[0] @ self._model.positives
+        sims = vector @ self._model.positives
         sims[self._model.positive_levels != LEVEL_RANK[level]] = -2.0
         return self._concepts.get(str(self._model.positive_categories[int(np.argmax(sims))]))

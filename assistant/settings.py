@@ -80,8 +80,12 @@ def get_settings() -> Settings:
 
 
 def load_yaml(path: Path) -> dict:
+    return parse_yaml(path.read_text(encoding="utf-8"))
+
+
+def parse_yaml(text: str) -> dict:
     """Rules and lexicon files: the C loader parses them in a fraction of the pure-Python time."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
+    return yaml.load(text, Loader=loader) or {}

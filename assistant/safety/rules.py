@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..settings import DATA_DIR, load_yaml
+from ..settings import DATA_DIR, parse_yaml
 
 RULES_PATH = DATA_DIR / "red_flags.yaml"
 LEVEL_RANK = {"none": 0, "urgent": 1, "emergency": 2}
@@ -84,7 +84,7 @@ class Rules:
 def load_rules(path: Path | None = None) -> Rules:
     """Compile the rules file; raises ValueError on an inconsistent file."""
     source = Path(path or RULES_PATH).read_text(encoding="utf-8")
-    data = load_yaml(Path(path or RULES_PATH))
+    data = parse_yaml(source)
     macros = {k: str(v) for k, v in (data.get("macros") or {}).items()}
     sc = data["scoping"]
 

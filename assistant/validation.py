@@ -7,7 +7,10 @@ import unicodedata
 from dataclasses import dataclass
 
 _TAG = re.compile(r"<[^>]{0,500}>")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+# terminal colour and cursor codes (CSI and OSC sequences) pasted from a console
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+_ZWJ = "\u200d"
+_BLACK_FLAG = "\U0001f3f4"  # subdivision flags (England, Scotland) are this plus tag characters
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,35 @@ class Validated:
 
 def _has_words(text: str) -> bool:
     return any(unicodedata.category(ch)[0] in ("L", "N") for ch in text)
+
+
+def _is_emoji_part(ch: str) -> bool:
+    """Pictographs, skin tones and variation selectors: what a zero-width joiner may join."""
+    return unicodedata.category(ch) in ("So", "Sk") or 0xFE00 <= ord(ch) <= 0xFE0F or 0x1F3FB <= ord(ch) <= 0x1F3FF
+
+
+def clean(text: str) -> str:
+    """Drops what a reader cannot see: terminal codes, control characters and invisible format
+    characters (zero-width spaces, direction overrides, tag characters that can hide text). A
+    zero-width joiner inside an emoji, and the tags of a subdivision flag, are kept: they are part
+    of what the person typed."""
+    text = _ANSI.sub("", text)
+    out: list[str] = []
+    in_flag = False
+    for i, ch in enumerate(text):
+        cat = unicodedata.category(ch)
+        if cat == "Cc":  # tabs, newlines and other C0/C1 controls become spaces
+            out.append(" ")
+        elif cat == "Cf":
+            if ch == _ZWJ and out and _is_emoji_part(out[-1]) and i + 1 < len(text) and _is_emoji_part(text[i + 1]):
+                out.append(ch)
+            elif in_flag and 0xE0020 <= ord(ch) <= 0xE007F:
+                out.append(ch)
+            continue
+        else:
+            out.append(ch)
+        in_flag = ch == _BLACK_FLAG or (in_flag and 0xE0020 <= ord(ch) <= 0xE007F)
+    return "".join(out)
 
 
 def validate_message(message: object, max_chars: int) -> Validated:
@@ -35,10 +67,11 @@ def validate_message(message: object, max_chars: int) -> Validated:
                 "Please shorten it to the question you most want answered."
             ),
         )
-    if _CONTROL.search(text):
+    text = clean(text)
+    if not text.strip():
         return Validated(
             False,
-            problem="Your message contains hidden control characters. Please retype it as plain text.",
+            problem="Your message held only hidden characters (control or formatting codes), no text. Please type your question.",
         )
     if _TAG.search(text) and not _has_words(_TAG.sub(" ", text)):
         return Validated(

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from assistant.compose import DISCLAIMER
+from assistant.validation import validate_message
 
 MARKER = re.compile(r"\s*\[(\d+)\]")
 
@@ -113,7 +114,7 @@ def test_on_topic_questions_in_other_languages_are_answered(bot, question):
     ("   \n\t ", "empty"),
     ("x" * 5000, "2,000"),
     ("🙂🙂🙂", "words"),
-    ("walking\x00 and back pain", "control characters"),
+    ("\u200b\u200d\x1b[31m\x1b[0m\x00", "hidden characters"),
     (None, "text"),
     (12345, "text"),
 ])
@@ -122,6 +123,27 @@ def test_bad_input_gets_a_clear_message(bot, message, fragment):
     assert result.kind == "invalid_input"
     assert fragment in result.text
     assert result.safety.level == "none" and not result.citations
+
+
+@pytest.mark.parametrize("message", [
+    "is wal\u200bking good for lower back pain?",
+    "\x1b[1;31mis walking good for lower back pain?\x1b[0m",
+    "is walking\x00 good for low\u00ader back pain?\r\n",
+    "\u2066is walking good for lower back pain?\u2069\ufeff",
+])
+def test_invisible_characters_are_cleaned_and_the_question_answered(bot, message):
+    """Pasted text carries zero-width spaces, terminal colour codes and control characters; the
+    person sees a normal question, so it gets the normal answer."""
+    result = bot.answer(message)
+    plain = bot.answer("is walking good for lower back pain?")
+    assert result.kind == "answer", result.text
+    assert [c.quote for c in result.citations] == [c.quote for c in plain.citations]
+
+
+def test_emoji_joined_with_a_zero_width_joiner_are_kept():
+    text = "as a \U0001f9d1\u200d\u2695\ufe0f who is \U0001f3c3\u200d\u2642\ufe0f daily, is walking ok?"
+    assert validate_message(text, 2000).text == text
+    assert validate_message("hidden\U000e0041\U000e0042 tags", 2000).text == "hidden tags"
 
 
 @pytest.mark.parametrize("message,fragment", [("hi", "Hello"), ("Good morning!", "Hello"), ("thanks!", "welcome")])

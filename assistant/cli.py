@@ -37,10 +37,16 @@ def _settings(
 
 
 def _logging(verbose: bool) -> None:
+    """Warnings only unless -v (or BACKPAIN_LOG_LEVEL). The level sits on the handler too, because
+    some libraries (bm25s) set their own logger to DEBUG when imported."""
     level = logging.DEBUG if verbose else logging.getLevelName(Settings().log_level.upper())
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "chromadb", "sentence_transformers", "urllib3", "posthog", "transformers", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    if not verbose:
+        for noisy in ("httpx", "chromadb", "sentence_transformers", "urllib3", "posthog", "transformers", "bm25s"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 IndexDir = typer.Option(None, "--index-dir", help="Folder of the embedded Chroma store (BACKPAIN_INDEX_DIR).")

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7860
     concurrency_limit: int = 8
-    log_level: str = "INFO"
+    log_level: str = "WARNING"
 
     def resolved_precision(self) -> str:
         if self.embedding_backend != "onnx":

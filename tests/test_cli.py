@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -31,6 +32,13 @@ def test_ask_json_in_a_real_process(test_settings):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["kind"] == "answer" and data["citations"]
+    # quiet by default: no INFO or DEBUG lines from us or from libraries (bm25s, chromadb)
+    assert not re.search(r"^(INFO|DEBUG) ", proc.stderr, re.M), proc.stderr
+    loud = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "ask", "what shoes should I wear for walking?", "--json", "-v"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert re.search(r"^DEBUG ", loud.stderr, re.M)
 
 
 def test_ask_prints_text_and_sources(test_settings):

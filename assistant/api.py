@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .chain import Turnstate, build_chain, pipeline_steps, run_pipeline
 from .compose import DISCLAIMER, OUT_OF_SCOPE_TEXT, Composer, no_answer_text, small_talk_reply
@@ -16,7 +16,7 @@ from .retrieval import Retriever
 from .safety import INFO_REQUEST_NOTE, SafetyScreen, red_flag_reply
 from .settings import Settings, get_settings
 from .store import Store
-from .validation import validate_message
+from .validation import validate_history, validate_message
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
@@ -28,15 +28,6 @@ WARNING_SIGNS_QUERY = (
     "in the legs, bowel or bladder dysfunction; consult your healthcare provider"
 )
 ENGLISH_ONLY_NOTE = "_My sources are in English, so here is what they say:_"
-
-
-def coerce_history(history: Iterable[Any] | None) -> tuple[Turn, ...]:
-    if not history or isinstance(history, (str, bytes)):
-        return ()
-    try:
-        return tuple(t for t in (Turn.coerce(h) for h in history) if t is not None)
-    except TypeError:
-        return ()
 
 
 class Assistant:
@@ -72,7 +63,7 @@ class Assistant:
     # ------------------------------------------------------------ public
 
     def answer(self, question: Any, history: Sequence[Any] | None = None) -> AnswerResult:
-        return run_pipeline(self._steps, {"question": question, "history": list(coerce_history(history))})
+        return run_pipeline(self._steps, {"question": question, "history": history})
 
     def as_runnable(self) -> "Runnable":
         """The same pipeline as a LangChain runnable (invoke, batch, stream), built on first use."""
@@ -89,6 +80,7 @@ class Assistant:
             state.result = AnswerResult(kind="invalid_input", text=checked.problem)
             return state
         state.text = checked.text
+        state.history = validate_history(state.raw_history, self.settings.max_history_turns, self.settings.max_history_chars)
         return state
 
     def step_safety(self, state: Turnstate) -> Turnstate:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 @dataclass
 class Turnstate:
     message: Any
+    raw_history: Any = None  # as given; the validate step keeps the valid turns in ``history``
     history: tuple[Turn, ...] = ()
     text: str = ""
     safety: SafetyResult = field(default_factory=SafetyResult)
@@ -35,8 +36,7 @@ def _as_state(inp: Any) -> Turnstate:
     if isinstance(inp, Turnstate):
         return inp
     if isinstance(inp, dict):
-        history = tuple(t for t in (Turn.coerce(h) for h in inp.get("history") or ()) if t)
-        return Turnstate(message=inp.get("question", inp.get("message")), history=history)
+        return Turnstate(message=inp.get("question", inp.get("message")), raw_history=inp.get("history"))
     return Turnstate(message=inp)
 
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # None: the embedding model's measured value (data/model_thresholds.toml)
     min_relevance: float | None = None
     max_message_chars: int = 2000
+    # the conversation kept for follow-ups and for red flags raised earlier: the newest turns
+    max_history_turns: int = 20
+    max_history_chars: int = 16000
 
     feedback_db: Path = PROJECT_ROOT / "data" / "feedback.sqlite3"
     host: str = "127.0.0.1"

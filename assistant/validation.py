@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
+
+from .results import Turn
 
 _TAG = re.compile(r"<[^>]{0,500}>")
 # terminal colour and cursor codes (CSI and OSC sequences) pasted from a console
@@ -84,3 +88,34 @@ def validate_message(message: object, max_chars: int) -> Validated:
             problem="I couldn't find any words in your message. Please describe your question in words.",
         )
     return Validated(True, text=" ".join(text.split()))
+
+
+def validate_history(history: Any, max_turns: int, max_chars: int) -> tuple[Turn, ...]:
+    """The most recent valid turns, at most ``max_turns`` and ``max_chars`` in all.
+
+    Items are checked one by one: a malformed one is skipped and the rest kept, so an earlier red
+    flag is never lost because some other item was broken. Reading is bounded too: of a longer
+    history only the last ``4 * max_turns`` items are looked at."""
+    if not history or isinstance(history, (str, bytes, dict)):
+        return ()
+    try:
+        items = deque(history, maxlen=4 * max_turns)
+    except TypeError:  # not iterable at all
+        return ()
+    turns: list[Turn] = []
+    budget = max_chars
+    for item in reversed(items):
+        try:
+            turn = Turn.coerce(item)
+        except (TypeError, ValueError, AttributeError):
+            continue
+        if turn is None:
+            continue
+        text = " ".join(clean(turn.content).split())[:budget]
+        if not text:
+            continue
+        turns.append(Turn(turn.role, text))
+        budget -= len(text)
+        if len(turns) == max_turns or budget <= 0:
+            break
+    return tuple(reversed(turns))

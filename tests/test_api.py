@@ -168,6 +168,39 @@ def test_malformed_history_is_ignored_not_raised(bot):
     assert bot.answer("how long should I walk?", history="not a list").kind == "answer"
 
 
+class _Exploding:
+    """An item whose attributes raise: one bad item must not cost the rest of the history."""
+
+    def get(self, key):
+        raise ValueError("broken item")
+
+
+def test_a_malformed_item_is_skipped_and_an_earlier_red_flag_kept(bot):
+    history = [
+        {"role": "user", "content": "since this morning I can't feel anything when I wipe and my back is agony"},
+        {"role": "assistant", "content": "Please get help now."},
+        _Exploding(),
+        {"role": "user", "content": [{"type": "text", "text": 5}]},
+        {"role": "user", "content": "ok"},
+    ]
+    result = bot.answer("so can I still go for my walk?", history)
+    assert result.kind == "red_flag" and result.safety.level == "emergency", result.text
+
+
+def test_history_is_capped_by_turns_and_characters(bot):
+    settings = bot.settings
+    long_turn = {"role": "user", "content": "walking " * 3000}
+    many = [{"role": "user", "content": f"question {i} about walking"} for i in range(5000)]
+    from assistant.validation import validate_history
+
+    kept = validate_history(many, settings.max_history_turns, settings.max_history_chars)
+    assert len(kept) == settings.max_history_turns
+    assert kept[-1].content == "question 4999 about walking"  # the newest turns are kept
+    assert sum(len(t.content) for t in validate_history([long_turn] * 50, 20, settings.max_history_chars)) \
+        <= settings.max_history_chars
+    assert bot.answer("how long should I walk?", history=many + [long_turn]).kind in {"answer", "no_answer"}
+
+
 def test_gradio_style_history_blocks_are_understood(bot):
     history = [
         {"role": "user", "content": [{"type": "text", "text": "what stretches should I do after a walk?"}]},

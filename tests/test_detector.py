@@ -139,7 +139,7 @@ def test_detector_alone_keeps_ordinary_negated_past_and_educational_messages_at_
 
 
 def test_unsure_adds_the_emergency_signs_to_an_urgent_reply(screen):
-    message = "I've had cancer in the past and now my back hurts and my legs feel a bit odd and heavy"
+    message = "I had breast cancer a few years ago and my back has started aching most nights"
     plain = screen.assess(message)
     assert plain.level == "urgent", plain
     p = float(screen.detector.probabilities(screen.sentences(message))[:, 2].max())
@@ -164,3 +164,42 @@ def test_thresholds_file_names_the_detector_cut_offs():
     table = tomllib.loads((ROOT / "assistant" / "data" / "model_thresholds.toml").read_text())
     for key in ("minilm", "mpnet"):
         assert set(table[key]["safety"]) == {"emergency", "any_level", "unsure"}
+
+
+def test_the_red_flag_clause_of_a_long_example_is_taught_and_an_ordinary_lookalike_is_not(screen):
+    """A long red-flag example teaches its red-flag clause; a clause that reads like an ordinary
+    one ("my back is in agony") is never taught as a red flag, even inside a red-flag example."""
+    from assistant.safety.detector import Example, _red_flag_clauses
+
+    def ex(text: str, level: str, concept: str) -> Example:
+        return Example(text, level, concept, "saddle_numbness" if level != "none" else "", "x", "plain", "t")
+
+    examples = [
+        ex("I moved a wardrobe on Sunday and my back is in agony, and since this morning I can't feel "
+           "the paper when I wipe", "emergency", "saddle"),
+        ex("my bottom and the inside of my thighs feel dead to the touch", "emergency", "saddle"),
+        ex("the area between my legs has gone numb since lunch", "emergency", "saddle"),
+        ex("my back is in agony, it's the worst it has been", "none", "ordinary"),
+        ex("I pulled it gardening and my back is in agony", "none", "ordinary"),
+    ]
+    prepared = [screen.analyser.prepare(e.text) for e in examples]
+    texts = [a.message_text or a.unit_texts[0] for a in prepared]
+    pieces = sorted({u for e, a in zip(examples, prepared) if e.level == "none" for u in a.unit_texts} - set(texts))
+    messages = screen.embedder.encode_uncached(texts)
+    x, y = _red_flag_clauses(screen.embedder, examples, prepared, messages, screen.embedder.encode_uncached(pieces))
+    assert list(y) == [2]
+    wipe = [u for u in prepared[0].unit_texts if "wipe" in u]
+    assert np.allclose(x[0], screen.embedder.encode_uncached(wipe)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("message", [
+    "Morning all. Long story short, I was clearing out the loft at the weekend, lots of boxes up and down the "
+    "ladder, and my lower back has been grim since. I've been taking it easy and doing short walks. This "
+    "morning though I realised I hadn't had a wee since yesterday teatime and I don't even feel like I need "
+    "one. Anyway, is it better to walk on grass or pavement while it heals?",
+    "my husband (70) put his back out digging the veg patch on friday, he's been stubborn as ever and still "
+    "pottering about, but tonight he says both his feet have gone dead and it's spreading up past his ankles, "
+    "and he's tripping over nothing. he wants to know if a short walk will loosen it off",
+])
+def test_a_red_flag_buried_in_a_long_story_is_caught_by_the_detector_alone(detector_only, message):
+    assert detector_only.assess(message).level == "emergency"

@@ -5,7 +5,9 @@ labelled examples in ``data/red_flag_examples/``.
 Rules only see the wordings someone wrote a pattern for; the classifier generalises over the ways
 people describe the same thing (no "numb" in "can't feel the loo paper"). It scores every clause
 and the whole message; the rules' scoping (negated, past, hypothetical, educational) is applied to
-the clause that carries the signal, exactly as for a lexicon match.
+the clause that carries the signal, exactly as for a lexicon match. So it learns at both levels:
+whole messages, single-clause fragments (``fragments_*.toml``), the clauses of ordinary messages as
+negatives, and the red-flag clause of each long red-flag example as a positive.
 
 Training is deterministic (fixed seed and data order) and takes about 1-2 s on two cores. The
 example vectors are embedded once and kept in the on-disk vector cache, and the fitted weights are
@@ -86,13 +88,16 @@ def load_examples(folder: Path = EXAMPLES_DIR, categories: set[str] | None = Non
 
 
 # Chosen on the dev sets (benchmarks/safety.py): wider or longer-trained networks scored no better
-# and took longer than the 2 s training budget (40 epochs took 1.7-2.2 s on 3,454 examples).
+# and broke the 2 s training budget (30 epochs took 2.35 s on 4,999 examples plus their clauses;
+# 20 epochs at a slightly higher rate took 1.4-1.6 s and scored the same within noise).
 HIDDEN_UNITS = 96
-EPOCHS = 30
+EPOCHS = 20
 BATCH = 512
-LEARNING_RATE = 3e-3
+LEARNING_RATE = 4e-3
 L2 = 1e-3
-ARCHITECTURE = (HIDDEN_UNITS, EPOCHS, BATCH, LEARNING_RATE, L2)
+# a red-flag example's clause this close to an ordinary clause or message is not taught as a red flag
+ORDINARY_LOOKALIKE = 0.8
+ARCHITECTURE = (HIDDEN_UNITS, EPOCHS, BATCH, LEARNING_RATE, L2, ORDINARY_LOOKALIKE)
 
 
 @dataclass
@@ -135,7 +140,8 @@ _models_lock = threading.Lock()
 
 
 def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _Model:
-    """Fit on the examples as the screen will see them (normalised, idioms blanked)."""
+    """Fit on the examples as the screen will see them (normalised, idioms blanked), at message and
+    at clause level."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -144,12 +150,14 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
 
     prepared = [analyser.prepare(e.text) for e in examples]
     texts = [a.message_text or (a.unit_texts[0] if a.unit_texts else a.text) for a in prepared]
-    y_list = [LEVELS.index(e.level) for e in examples]
+    labels = np.asarray([LEVELS.index(e.level) for e in examples])
     # the screen also scores single clauses: every clause of a message with no red flag is itself
     # ordinary, so those clauses teach that "and my back aches" alone is not a red flag
     pieces = sorted({u for e, a in zip(examples, prepared) if e.level == "none" for u in a.unit_texts} - set(texts))
     x = embedder.encode_uncached(texts + pieces)
-    y = np.asarray(y_list + [0] * len(pieces))
+    clause_x, clause_y = _red_flag_clauses(embedder, examples, prepared, x[: len(texts)], x[len(texts):])
+    x_all = np.vstack([x, clause_x])
+    y_all = np.concatenate([labels, np.zeros(len(pieces), dtype=int), clause_y])
     t0 = time.perf_counter()
     network = MLPClassifier(
         hidden_layer_sizes=(HIDDEN_UNITS,), alpha=L2, batch_size=BATCH, learning_rate_init=LEARNING_RATE,
@@ -158,20 +166,65 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
     # training is the one large matrix job: it may use every inference thread (answers use one)
     with warnings.catch_warnings(), threadpool_limits(limits=embedder.settings.inference_threads, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs, on purpose
-        network.fit(x, y)
+        network.fit(x_all, y_all)
     seconds = time.perf_counter() - t0
-    pos = y > 0
-    log.info("red-flag detector trained on %d examples (+%d clauses) in %.2fs", len(examples), len(pieces), seconds)
+    pos = labels > 0
+    log.info("red-flag detector trained on %d examples (+%d ordinary clauses, +%d red-flag clauses) in %.2fs",
+             len(examples), len(pieces), len(clause_y), seconds)
     return _Model(
         w1=network.coefs_[0].astype(np.float32),
         b1=network.intercepts_[0].astype(np.float32),
         w2=network.coefs_[1].astype(np.float32),
         b2=network.intercepts_[1].astype(np.float32),
-        positives=np.ascontiguousarray(x[pos].T),
+        positives=np.ascontiguousarray(x[: len(texts)][pos].T),
         positive_categories=np.asarray([e.category for e in examples if e.level != "none"]),
-        positive_levels=y[pos],
+        positive_levels=labels[pos],
         train_seconds=seconds,
     )
+
+
+def _red_flag_clauses(
+    embedder: Embedder, examples: list[Example], prepared: list[Analysis], messages: np.ndarray, ordinary: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clause that carries the red flag in each multi-clause red-flag example, with its label.
+
+    In a long message the sign sits in one clause ("... and this morning my bits feel like they
+    belong to someone else ..."), and the screen scores that clause alone, so the network must see
+    such clauses as red flags; otherwise it learns that any short text is ordinary. The examples do
+    not mark the clause, so it is chosen as the one nearest its concept's centre and farthest from
+    ordinary clauses, and dropped when it reads like an ordinary clause ("my back is agony")."""
+    concepts = np.asarray([e.concept for e in examples])
+    labels = np.asarray([LEVELS.index(e.level) for e in examples])
+    ordinary_all = np.vstack([ordinary, messages[labels == 0]])
+    ordinary_centre = _unit(ordinary.mean(axis=0))
+    known = {u for e, a in zip(examples, prepared) if e.level == "none" for u in a.unit_texts}
+    candidates = [
+        (i, [u for u in a.unit_texts if u not in known])
+        for i, (e, a) in enumerate(zip(examples, prepared))
+        if e.level != "none" and len(a.unit_texts) > 1
+    ]
+    clauses = sorted({u for _, units in candidates for u in units})
+    none_found = np.zeros((0, messages.shape[1]), dtype=messages.dtype), np.zeros(0, dtype=int)
+    if not clauses:
+        return none_found
+    vector_of = dict(zip(clauses, embedder.encode_uncached(clauses)))
+    centres = {c: _unit(messages[concepts == c].mean(axis=0)) for c in set(concepts[labels > 0])}
+    out_x, out_y = [], []
+    for i, units in candidates:
+        if not units:
+            continue
+        v = np.stack([vector_of[u] for u in units])
+        lookalike = (v @ ordinary_all.T).max(axis=1)
+        margin = v @ centres[concepts[i]] - v @ ordinary_centre
+        best = int(np.argmax(margin))
+        if margin[best] > 0 and lookalike[best] < ORDINARY_LOOKALIKE:
+            out_x.append(v[best])
+            out_y.append(labels[i])
+    return (np.stack(out_x), np.asarray(out_y)) if out_x else none_found
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / (np.linalg.norm(v) or 1.0)
 
 
 def data_version(embedder: Embedder, rules_text: str, examples: list[Example]) -> str:

@@ -203,3 +203,12 @@ def test_the_red_flag_clause_of_a_long_example_is_taught_and_an_ordinary_lookali
 ])
 def test_a_red_flag_buried_in_a_long_story_is_caught_by_the_detector_alone(detector_only, message):
     assert detector_only.assess(message).level == "emergency"
+
+
+def test_a_negation_inside_a_detail_does_not_cancel_the_clause(detector_only):
+    """Only a negation that governs the clause ("no numbness ...") scopes it away; one inside a
+    detail ("without fail", "nothing I do") leaves the symptom standing."""
+    flagged = detector_only.assess("for weeks now the pain in my back wakes me every night without fail, "
+                                   "whichever way I lie")
+    assert flagged.level != "none", flagged
+    assert detector_only.assess("no numbness or tingling anywhere, my back is just sore after gardening").level == "none"

@@ -39,6 +39,10 @@ class Mention:
         return self.status in (OWN, OTHER)
 
 
+# a negation within this many words of a clause's start governs the whole clause
+CLAUSE_NEGATION_WORDS = 2
+
+
 class RuleMatcher:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
@@ -90,8 +94,10 @@ class RuleMatcher:
         # negation: a trigger shortly before the mention (or, for a whole clause, inside it), or after it
         if negation and not affirmed:
             for x in t["negation_pre"]:
-                if inside and s <= x.start < e:
-                    return NEGATED  # a whole clause (learned detector): any negation in it
+                # a whole clause (learned detector): a negation that governs it, at its start
+                # ("no numbness down there"), not one inside a detail ("every night without exception")
+                if inside and s <= x.start < e and len(WORD.findall(a.text, s, x.start)) <= CLAUSE_NEGATION_WORDS:
+                    return NEGATED
                 if x.start < cs or x.start >= ce:
                     continue
                 if x.end <= s and len(WORD.findall(a.text, x.end, s)) <= self.rules.negation_window:

@@ -15,7 +15,8 @@ from .results import AnswerResult, Citation, Context, Turn
 from .retrieval import Retriever
 from .safety import INFO_REQUEST_NOTE, SafetyScreen, red_flag_reply
 from .settings import Settings, get_settings
-from .store import Store
+from .errors import CorpusError, StoreError
+from .store import REBUILD_HINT, LoadedIndex, Store
 from .validation import validate_history, validate_message
 
 if TYPE_CHECKING:
@@ -46,10 +47,7 @@ class Assistant:
         self._share_clauses = bool(self.embedder.spec and self.embedder.spec.share_clause_vectors)
         chosen = self.settings.min_relevance
         self._min_relevance = self.thresholds.min_relevance if chosen is None else chosen
-        store = Store(self.settings, self.embedder)
-        if ensure_index:
-            store.sync(progress=True)
-        self.retriever = Retriever(store.load_records(), self.embedder, self.settings)
+        self.retriever = Retriever(self._load_index(ensure_index), self.embedder, self.settings)
         self.composer = Composer(self.retriever, max_sentences=self.settings.max_answer_sentences)
         self.safety = SafetyScreen(self.embedder, thresholds=self.thresholds)
         self._warning_contexts = self._find_warning_passages()
@@ -59,6 +57,27 @@ class Assistant:
         self.answer("Is walking good for back pain?")  # warm every code path once
         self.load_seconds = time.perf_counter() - t0
         log.info("assistant ready in %.1fs (%d passages)", self.load_seconds, len(self.retriever.chunk_ids))
+
+    def _load_index(self, ensure_index: bool) -> LoadedIndex:
+        """The index, whole: one left half-built (a build killed part-way) is repaired from the
+        corpus once; one that is still broken, or empty, stops here with what to do."""
+        store = Store(self.settings, self.embedder)
+        if ensure_index:
+            store.sync(progress=True)
+        records = store.load_records()
+        problems = records.problems()
+        if problems:
+            log.warning("the index is incomplete (%s): repairing it from %s", "; ".join(problems), self.settings.corpus_dir)
+            store.sync(progress=False)
+            records = store.load_records()
+            if records.problems():
+                raise StoreError(f"the index is inconsistent ({'; '.join(records.problems())}): {REBUILD_HINT}")
+        if not len(records):
+            raise CorpusError(
+                f"the index is empty: there is no readable document in {self.settings.corpus_dir}. Add .md, .txt, "
+                ".html or .pdf files there (or point BACKPAIN_CORPUS_DIR at them) and run `backpain index`"
+            )
+        return records
 
     # ------------------------------------------------------------ public
 

@@ -10,7 +10,10 @@ from typing import Optional
 
 import typer
 
+from .errors import BackpainError, CorpusError, StoreError, UsageError
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Walking and back pain assistant.")
 
@@ -57,18 +60,13 @@ Verbose = typer.Option(False, "--verbose", "-v", help="Debug logging.")
 
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
+    sys.exit(code)
 
 
 def _assistant(settings: Settings, ensure_index: bool = True):
     from .api import Assistant
-    from .ingestion import IngestionError
-    from .store import StoreError
 
-    try:
-        return Assistant(settings, ensure_index=ensure_index)
-    except (StoreError, IngestionError) as exc:
-        _fail(str(exc))
+    return Assistant(settings, ensure_index=ensure_index)
 
 
 @app.command()
@@ -78,25 +76,46 @@ def index(
     chroma_host: Optional[str] = ChromaHost,
     chroma_port: Optional[int] = ChromaPort,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Drop the index and build it again (a damaged or inconsistent one)."),
     verbose: bool = Verbose,
 ) -> None:
     """Build or update the index incrementally: only changed documents are re-embedded."""
     _logging(verbose)
-    from .ingestion import IngestionError
-    from .store import StoreError, build_index
+    from .store import Store
 
     if path is not None and not path.is_dir():
-        _fail(f"not a folder: {path}", 2)
+        raise UsageError(f"not a folder: {path}")
     settings = _settings(index_dir, chroma_host, chroma_port, corpus_dir=path)
-    try:
-        summary = build_index(settings, progress=not quiet)
-    except (StoreError, IngestionError) as exc:
-        _fail(str(exc))
+    if rebuild and not settings.chroma_host:
+        _remove_unopenable_index(settings)
+    store = Store(settings)
+    summary = store.rebuild(progress=not quiet) if rebuild else store.sync(progress=not quiet)
     for warning in summary.warnings:
         typer.secho(f"skipped: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.echo(summary.line())
     if summary.documents == 0:
-        _fail("no readable documents found", 1)
+        raise CorpusError(f"no readable documents in {settings.corpus_dir}: add .md, .txt, .html or .pdf files")
+
+
+def _remove_unopenable_index(settings: Settings) -> None:
+    """An embedded index too damaged to open cannot drop its own collection: its files go (they
+    are all regenerated from the corpus)."""
+    import shutil
+
+    from .store import make_client
+
+    try:
+        make_client(settings)
+    except StoreError:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()  # the failed open stays cached per path otherwise
+        log.warning("removing the damaged index at %s", settings.index_dir)
+        for child in settings.index_dir.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
 
 
 def _print_result(result, as_json: bool) -> None:
@@ -125,7 +144,7 @@ def ask(
     result = bot.answer(question)
     _print_result(result, as_json)
     if result.kind == "invalid_input":
-        raise typer.Exit(2)
+        raise typer.Exit(UsageError.exit_code)
 
 
 @app.command()
@@ -192,5 +211,25 @@ def evaluate(
     raise typer.Exit(code)
 
 
+def main() -> None:
+    """The ``backpain`` command: a known failure is one red line and its exit code (README,
+    "Exit codes"); anything else is one line too, with the traceback kept for ``-v``."""
+    try:
+        code = app(standalone_mode=False)
+    except BackpainError as exc:
+        _fail(str(exc), exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("stopped", 130)
+    except Exception as exc:
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # the command line itself was wrong: click's usage message
+            sys.exit(exc.exit_code)
+        log.debug("unexpected failure", exc_info=True)  # a bug: one line for the person, the log has it
+        _fail(f"unexpected failure: {type(exc).__name__}: {exc}. Run again with -v for details", 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -35,14 +35,20 @@ CREATE TABLE IF NOT EXISTS feedback (
     vote            TEXT    NOT NULL CHECK (vote IN ('like', 'dislike')),
     comment         TEXT    NOT NULL DEFAULT '',
     app_version     TEXT    NOT NULL DEFAULT '',
-    session_id      TEXT    NOT NULL DEFAULT ''
+    session_id      TEXT    NOT NULL DEFAULT '',
+    message_id      TEXT    NOT NULL DEFAULT ''  -- the reply voted on; one row per reply and voter
 );
 CREATE INDEX IF NOT EXISTS feedback_created_at ON feedback (created_at);
+"""
+# one vote per reply and voter: a second click changes the row instead of adding one
+UNIQUE_VOTE = """
+CREATE UNIQUE INDEX IF NOT EXISTS feedback_one_vote
+    ON feedback (session_id, message_id) WHERE message_id != '';
 """
 
 COLUMNS = (
     "id", "created_at", "question", "history_len", "answer", "kind", "citations_json",
-    "safety_level", "vote", "comment", "app_version", "session_id",
+    "safety_level", "vote", "comment", "app_version", "session_id", "message_id",
 )
 
 
@@ -71,10 +77,11 @@ class FeedbackRecord:
     safety_level: str = "none"
     comment: str = ""
     session_id: str = ""
+    message_id: str = ""
 
 
 class FeedbackStore:
-    """Thread-safe append-only store of feedback rows."""
+    """Thread- and process-safe store of votes: one row per reply and voter."""
 
     def __init__(self, path: str | Path, app_version: str | None = None, timeout_s: float = 30.0):
         self.path = Path(path)
@@ -88,6 +95,10 @@ class FeedbackStore:
         with self._write_lock:
             conn = self._conn()
             conn.executescript(SCHEMA)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(feedback)")}
+            if "message_id" not in columns:  # a file written before votes were per reply
+                conn.execute("ALTER TABLE feedback ADD COLUMN message_id TEXT NOT NULL DEFAULT ''")
+            conn.executescript(UNIQUE_VOTE)
 
     # -- connections -------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -131,8 +142,10 @@ class FeedbackStore:
         safety_level: str = "none",
         comment: str = "",
         session_id: str = "",
+        message_id: str = "",
     ) -> int:
-        """Store one vote; returns the new row id. ``vote`` is ``"like"`` or ``"dislike"``."""
+        """Store one vote and return its row id. With a ``message_id``, a later vote by the same
+        session on the same reply updates that row in place (its comment is kept)."""
         vote = _normalise_vote(vote)
         row = (
             datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
@@ -146,10 +159,13 @@ class FeedbackStore:
             str(comment or "")[:MAX_COMMENT_CHARS],
             self.app_version,
             str(session_id or ""),
+            str(message_id or ""),
         )
         sql = (
             "INSERT INTO feedback (created_at, question, history_len, answer, kind, citations_json,"
-            " safety_level, vote, comment, app_version, session_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            " safety_level, vote, comment, app_version, session_id, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (session_id, message_id) WHERE message_id != ''"
+            " DO UPDATE SET vote = excluded.vote, created_at = excluded.created_at RETURNING id"
         )
         return self._write(sql, row)
 
@@ -157,7 +173,7 @@ class FeedbackStore:
         return self.add(
             question=rec.question, answer=rec.answer, vote=rec.vote, history_len=rec.history_len,
             kind=rec.kind, citations=rec.citations, safety_level=rec.safety_level,
-            comment=rec.comment, session_id=rec.session_id,
+            comment=rec.comment, session_id=rec.session_id, message_id=rec.message_id,
         )
 
     def set_comment(self, row_id: int, comment: str) -> bool:
@@ -174,7 +190,8 @@ class FeedbackStore:
                 with self._write_lock:
                     conn = self._conn()
                     cur = conn.execute(sql, params)
-                    return int(cur.lastrowid)
+                    row = cur.fetchone() if "RETURNING" in sql else None
+                    return int(row[0] if row is not None else cur.lastrowid)
             except sqlite3.OperationalError as exc:  # another *process* held the lock too long
                 if "locked" not in str(exc) or attempt == 4:
                     raise

@@ -16,6 +16,8 @@ from typing import Callable, Iterable, Iterator
 
 import pysbd
 
+from .errors import CorpusError
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
@@ -28,8 +30,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SEGMENTER = pysbd.Segmenter(language="en", clean=False)
 
 
-class IngestionError(Exception):
-    """A file that cannot be read as text; the rest of the folder is still indexed."""
+class IngestionError(CorpusError):
+    """A file or folder that cannot be read; a bad file is skipped and the rest of the folder indexed."""
 
 
 @dataclass(frozen=True)
@@ -253,7 +255,10 @@ def load_document(path: Path) -> Document:
 
 def discover(folder: Path) -> list[Path]:
     if not folder.is_dir():
-        raise IngestionError(f"corpus folder not found: {folder}")
+        raise IngestionError(
+            f"corpus folder not found: {folder}. Create it with your .md, .txt, .html or .pdf documents, "
+            "or point BACKPAIN_CORPUS_DIR at them"
+        )
     return sorted(
         p for p in folder.rglob("*")
         if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")

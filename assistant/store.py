@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .embeddings import Embedder, get_embedder
+from .errors import CorpusError, StoreError, StoreUnavailable
 from .ingestion import Chunk, ChunkingConfig, chunk_document, load_corpus
 from .settings import Settings, get_settings
 
@@ -30,8 +31,7 @@ RECORD_KINDS = ("chunk", "window", "sentence")
 _ADD_BATCH = 256
 
 
-class StoreError(Exception):
-    """The store cannot be reached or opened; the message says what to do."""
+REBUILD_HINT = "run `backpain index --rebuild` to build it again from the corpus"
 
 
 def make_client(settings: Settings):
@@ -45,8 +45,21 @@ def make_client(settings: Settings):
         settings.index_dir.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
     except Exception as exc:
-        where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else settings.index_dir
-        raise StoreError(f"cannot open the Chroma store at {where}: {exc}") from exc
+        if settings.chroma_host:
+            raise _unavailable(settings, exc) from exc
+        raise StoreError(f"cannot open the index at {settings.index_dir} ({_short(exc)}): {REBUILD_HINT}") from exc
+
+
+def _unavailable(settings: Settings, exc: Exception) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"the Chroma server at {settings.chroma_host}:{settings.chroma_port} does not answer ({_short(exc)}): "
+        "start it (`chroma run --path index-server --port PORT`) or unset BACKPAIN_CHROMA_HOST to use the "
+        "embedded index"
+    )
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def index_fingerprint(settings: Settings, embedder: Embedder) -> dict[str, str]:
@@ -152,6 +165,15 @@ class Store:
         return all(str(meta.get(k)) == v for k, v in self.fingerprint.items())
 
     def sync(self, corpus_dir: Path | None = None, progress: bool = True) -> IndexSummary:
+        """Brings the collection in line with the corpus; only changed documents are re-embedded."""
+        try:
+            return self._sync(corpus_dir, progress)
+        except (StoreError, CorpusError):
+            raise
+        except Exception as exc:
+            raise self._failure("update", exc) from exc
+
+    def _sync(self, corpus_dir: Path | None, progress: bool) -> IndexSummary:
         start = time.perf_counter()
         folder = Path(corpus_dir or self.settings.corpus_dir)
         docs, warnings = load_corpus(folder)
@@ -234,16 +256,48 @@ class Store:
         tmp.replace(path)
 
     def load_records(self) -> "LoadedIndex":
+        from chromadb.errors import NotFoundError
+
         try:
             col = self.collection(create=False)
-        except Exception as exc:
+            if not self._settings_match(col):
+                raise StoreError("the index was built with other model or chunking settings: run `backpain index`")
+            got = col.get(include=["embeddings", "documents", "metadatas"])
+        except NotFoundError as exc:
             raise StoreError(
                 f"no index named '{self.settings.collection}' in the store: run `backpain index` first"
             ) from exc
-        if not self._settings_match(col):
-            raise StoreError("the index was built with other model or chunking settings: run `backpain index`")
-        got = col.get(include=["embeddings", "documents", "metadatas"])
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._failure("read", exc) from exc
         return LoadedIndex.from_chroma(got)
+
+    def rebuild(self, corpus_dir: Path | None = None, progress: bool = True) -> IndexSummary:
+        """Drops the collection and builds it again; an embedded store too damaged to open is
+        removed from disk first (everything in it is regenerated from the corpus)."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            self.client.delete_collection(self.settings.collection)
+        except NotFoundError:
+            pass
+        except Exception as exc:
+            raise self._failure("rebuild", exc) from exc
+        summary = self.sync(corpus_dir, progress=progress)
+        summary.rebuilt = True
+        return summary
+
+    def _failure(self, action: str, exc: Exception) -> StoreError:
+        """A Chroma or file-system failure as one line that says what to do."""
+        if self.settings.chroma_host:
+            return _unavailable(self.settings, exc)
+        if isinstance(exc, PermissionError) or "readonly" in str(exc).lower().replace(" ", "") or "read-only" in str(exc).lower():
+            return StoreError(
+                f"cannot {action} the index at {self.settings.index_dir}: the folder is read-only. Make it "
+                "writable, or set BACKPAIN_INDEX_DIR to a folder you can write to"
+            )
+        return StoreError(f"cannot {action} the index at {self.settings.index_dir} ({_short(exc)}): {REBUILD_HINT}")
 
 
 @dataclass
@@ -269,11 +323,31 @@ class LoadedIndex:
             ids={k: [r[0] for r in v] for k, v in rows.items()},
             texts={k: [r[1] for r in v] for k, v in rows.items()},
             metas={k: [r[2] for r in v] for k, v in rows.items()},
-            vectors={k: np.asarray([r[3] for r in v], dtype=np.float32).reshape(len(v), -1) for k, v in rows.items()},
+            vectors={k: _matrix([r[3] for r in v]) for k, v in rows.items()},
         )
 
     def __len__(self) -> int:
         return len(self.ids["chunk"])
+
+    def problems(self) -> list[str]:
+        """What an interrupted build leaves behind: windows without their sentence (or the other way
+        round), or records whose chunk is missing. Empty when the index is whole."""
+        def keys(kind: str) -> set[tuple[str, int]]:
+            return {(m["chunk_id"], m["position"]) for m in self.metas[kind]}
+
+        out = []
+        windows, sentences = keys("window"), keys("sentence")
+        if windows != sentences:
+            out.append(f"{len(windows ^ sentences)} windows and sentences out of step")
+        orphans = {c for c, _ in windows | sentences} - set(self.ids["chunk"])
+        if orphans:
+            out.append(f"{len(orphans)} passages missing")
+        return out
+
+
+def _matrix(vectors: list) -> np.ndarray:
+    """Rows of one kind as a float32 matrix; (0, 0) for a kind with none (an empty index)."""
+    return np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1) if vectors else np.zeros((0, 0), np.float32)
 
 
 def build_index(settings: Settings | None = None, corpus_dir: Path | None = None, progress: bool = True) -> IndexSummary:

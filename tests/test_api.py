@@ -225,13 +225,27 @@ def test_runnable_invoke_batch_and_stream(bot):
     assert streamed and streamed[-1].kind == "out_of_scope"
 
 
-def test_threads_share_one_assistant(bot):
-    questions = ["is walking good for my back?", "what shoes should I wear?", "how long should I walk?",
-                 "what's the weather tomorrow?"] * 5
-    expected = [bot.answer(q).to_dict()["text"] for q in questions]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        got = list(pool.map(lambda q: bot.answer(q).to_dict()["text"], questions))
-    assert got == expected
+def test_sixteen_threads_with_questions_never_seen_match_the_sequential_answers(bot):
+    """Cold caches are exercised concurrently: the questions are new to this process (built from
+    a fresh random seed each run), asked by 16 threads at once first, then again one by one."""
+    import random
+    import uuid
+
+    rng = random.Random(uuid.uuid4().int)
+    who = ["I", "my mum", "my husband", "my teenage son", "a friend of mine", "my 80 year old dad"]
+    what = ["walk on a treadmill", "walk uphill", "walk the dog", "walk after sitting all day", "go for a long hike",
+            "walk to work", "walk in flat shoes", "walk on sand", "walk with a stoop", "power walk"]
+    ask = ["should {w} {x} with a sore lower back?", "is it ok if {w} {x} when the back aches?",
+           "how often can {w} {x} with back trouble?", "does it help the back if {w} {x}?"]
+    questions = list({rng.choice(ask).format(w=rng.choice(who), x=rng.choice(what)) + f" ({rng.randint(20, 90)} yrs)"
+                      for _ in range(40)})[:16]
+    assert len(questions) == 16
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        concurrent = list(pool.map(lambda q: bot.answer(q).to_dict(), questions))
+    sequential = [bot.answer(q).to_dict() for q in questions]
+    for a, b in zip(concurrent, sequential):
+        a.pop("timings_ms"), b.pop("timings_ms")
+        assert a == b
 
 
 def test_module_level_answer_uses_a_shared_default(test_settings, monkeypatch):

@@ -62,20 +62,6 @@ def test_index_command_is_incremental(tmp_path, corpus_copy):
     assert "5 unchanged" in second.output and "0 records added" in second.output
 
 
-def test_index_missing_folder_is_an_error(tmp_path):
-    result = runner.invoke(app, ["index", str(tmp_path / "nope")], env={"BACKPAIN_INDEX_DIR": str(tmp_path / "i")})
-    assert result.exit_code == 2
-    assert "not a folder" in result.output
-
-
-def test_index_folder_without_documents_is_an_error(tmp_path):
-    (tmp_path / "docs").mkdir()
-    result = runner.invoke(app, ["index", str(tmp_path / "docs"), "--quiet"],
-                           env={"BACKPAIN_INDEX_DIR": str(tmp_path / "i"), "BACKPAIN_COLLECTION": "empty"})
-    assert result.exit_code == 1
-    assert "no readable documents" in result.output
-
-
 def test_chat_keeps_the_conversation(test_settings):
     result = runner.invoke(
         app, ["chat"], env=_env(test_settings),

@@ -139,3 +139,62 @@ def test_concurrent_processes_lose_nothing(tmp_path: Path):
         got = {r[0] for r in raw.execute("SELECT question FROM feedback")}
     expected = {f"p{p}-{i}" for p in range(procs) for i in range(per_proc)} | {f"main-{i}" for i in range(per_proc)}
     assert got == expected
+
+
+def test_one_row_per_reply_and_voter_updated_in_place(tmp_path: Path):
+    with FeedbackStore(tmp_path / "f.sqlite3", app_version="test") as store:
+        first = store.add(question="q", answer="a", vote="like", session_id="s1", message_id="m1")
+        store.set_comment(first, "helpful")
+        again = store.add(question="q", answer="a", vote="dislike", session_id="s1", message_id="m1")
+        other_voter = store.add(question="q", answer="a", vote="like", session_id="s2", message_id="m1")
+        other_reply = store.add(question="q2", answer="a2", vote="like", session_id="s1", message_id="m2")
+        assert again == first and len({first, other_voter, other_reply}) == 3
+        assert store.count() == 3
+        row = store.get(first)
+        assert row["vote"] == "dislike" and row["comment"] == "helpful"
+        # rows without a message id (older callers) still append
+        store.add(question="q", answer="a", vote="like")
+        store.add(question="q", answer="a", vote="like")
+        assert store.count() == 5
+
+
+def test_a_file_from_before_per_reply_votes_is_upgraded(tmp_path: Path):
+    db = tmp_path / "old.sqlite3"
+    with sqlite3.connect(db) as raw:
+        raw.executescript(
+            "CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL, question TEXT NOT NULL,"
+            " history_len INTEGER NOT NULL DEFAULT 0, answer TEXT NOT NULL, kind TEXT NOT NULL DEFAULT '',"
+            " citations_json TEXT NOT NULL DEFAULT '[]', safety_level TEXT NOT NULL DEFAULT 'none',"
+            " vote TEXT NOT NULL, comment TEXT NOT NULL DEFAULT '', app_version TEXT NOT NULL DEFAULT '',"
+            " session_id TEXT NOT NULL DEFAULT '');"
+            "INSERT INTO feedback (created_at, question, answer, vote) VALUES ('t', 'old', 'a', 'like');"
+        )
+    with FeedbackStore(db, app_version="test") as store:
+        store.add(question="q", answer="a", vote="like", session_id="s", message_id="m")
+        store.add(question="q", answer="a", vote="dislike", session_id="s", message_id="m")
+        assert store.count() == 2 and store.recent()[-1]["question"] == "old"
+
+
+def test_two_processes_flipping_the_same_vote_leave_one_row(tmp_path: Path):
+    """Two server processes, one reply, the same voter clicking in both at the same moment."""
+    db = tmp_path / "f.sqlite3"
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, sys
+        spec = importlib.util.spec_from_file_location("fb", {str(PROJECT_ROOT / "assistant" / "feedback.py")!r})
+        fb = sys.modules["fb"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(fb)
+        store = fb.FeedbackStore({str(db)!r}, app_version="test")
+        for i in range(100):
+            store.add(question="q", answer="a", vote=("like", "dislike")[i % 2], session_id="s", message_id="m")
+            store.add(question="q", answer="a", vote="like", session_id=sys.argv[1], message_id=f"own-{{i}}")
+        store.close()
+        """
+    )
+    FeedbackStore(db).close()
+    children = [subprocess.Popen([sys.executable, "-c", script, f"p{p}"]) for p in range(2)]
+    assert [c.wait(timeout=120) for c in children] == [0, 0]
+    with sqlite3.connect(db) as raw:
+        shared = raw.execute("SELECT COUNT(*) FROM feedback WHERE session_id = 's'").fetchone()[0]
+        own = raw.execute("SELECT COUNT(*) FROM feedback WHERE session_id != 's'").fetchone()[0]
+    assert shared == 1 and own == 200

@@ -252,6 +252,11 @@ def test_answer_with_sources_vote_and_comment(open_page, bot, browser_settings):
     page.get_by_role("button", name="Dislike", exact=True).last.click()
     row2 = _wait_for_row(db, lambda r: r["question"] == FOLLOW_UP)
     assert row2["vote"] == "dislike" and row2["history_len"] == 2 and row2["answer"] == follow["text"]
+    # changing one's mind updates that vote: still one row for this reply
+    page.get_by_role("button", name="Like", exact=True).last.click()
+    changed = _wait_for_row(db, lambda r: r["question"] == FOLLOW_UP and r["vote"] == "like")
+    assert changed["id"] == row2["id"]
+    assert [r["question"] for r in _rows(db)].count(FOLLOW_UP) == 1
     _shot(page, "desktop-03-follow-up-voted")
     assert page.outside_requests == [], "the page must not reach outside this server"  # type: ignore[attr-defined]
 

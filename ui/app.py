@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -219,6 +220,7 @@ def build_app(bot: Any, settings: Settings | None = None) -> gr.Blocks:
 
         records.append({
             "index": len(chat),
+            "id": uuid.uuid4().hex,  # the reply's identity for votes (indexes restart on Clear)
             "question": message,
             "history_len": len(history),
             "text": result["text"],
@@ -256,6 +258,7 @@ def build_app(bot: Any, settings: Settings | None = None) -> gr.Blocks:
             citations=rec["citations"],
             safety_level=rec["level"],
             session_id=getattr(request, "session_hash", "") or "",
+            message_id=rec.get("id", ""),
         )
         return row_id, gr.update(visible=True), gr.update(value=""), THANKS_VOTE
 

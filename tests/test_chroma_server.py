@@ -33,3 +33,49 @@ def test_index_and_answer_through_a_chroma_server(chroma_server, tmp_path, embed
     result = bot.answer("what shoes should I wear if my feet roll inwards?")
     assert result.kind == "answer"
     assert any("stability shoes" in c.quote for c in result.citations)
+
+
+def test_two_serve_processes_share_one_chroma_server(chroma_server, tmp_path):
+    """The scale-out path: two `backpain serve` processes on one Chroma server answer alike (votes
+    from several processes into one feedback file are tested in test_feedback.py)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from gradio_client import Client
+
+    from assistant.store import build_index
+
+    env = {**os.environ, "BACKPAIN_CHROMA_HOST": "127.0.0.1", "BACKPAIN_CHROMA_PORT": str(chroma_server),
+           "BACKPAIN_COLLECTION": "scale_out", "BACKPAIN_INDEX_DIR": str(tmp_path / "manifest"),
+           "BACKPAIN_FEEDBACK_DB": str(tmp_path / "feedback.sqlite3"), "HF_HUB_OFFLINE": "1"}
+    build_index(Settings(chroma_host="127.0.0.1", chroma_port=chroma_server, collection="scale_out",
+                         index_dir=tmp_path / "manifest", corpus_dir=CORPUS), progress=False)
+    ports = [free_port(), free_port()]
+    procs = [subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(p)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]
+    try:
+        for proc, port in zip(procs, ports):
+            deadline = time.time() + 180
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2)
+                    break
+                except OSError:
+                    assert proc.poll() is None and time.time() < deadline, "backpain serve did not start"
+                    time.sleep(0.5)
+        answers = []
+        for port in ports:
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            got = client.predict("what shoes should I wear if my feet roll inwards?", [], api_name="/ask")
+            got.pop("timings_ms")
+            answers.append(got)
+            client.close()
+        assert answers[0] == answers[1] and answers[0]["kind"] == "answer"
+        assert any("stability shoes" in c["quote"] for c in answers[0]["citations"])
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)

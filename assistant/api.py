@@ -123,8 +123,9 @@ class Assistant:
         if state.safety.info_request and self._warning_contexts:
             return state  # a question about warning signs is answered from the warning-sign passages
         if not query.on_topic_words and retrieved.best_similarity < self.thresholds.off_topic:
-            text = small_talk_reply(state.text) or OUT_OF_SCOPE_TEXT
-            state.result = AnswerResult(kind="out_of_scope", text=text, safety=state.safety, contexts=contexts)
+            chat = small_talk_reply(state.text)
+            state.result = AnswerResult(kind="out_of_scope", text=chat or OUT_OF_SCOPE_TEXT, safety=state.safety,
+                                        contexts=contexts, reason="small_talk" if chat else "off_topic")
         elif retrieved.best_similarity < self._min_relevance or query.uncovered_terms:
             state.result = self._no_answer(state, contexts, query.uncovered_terms)
         return state

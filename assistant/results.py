@@ -110,10 +110,13 @@ class AnswerResult:
     safety: SafetyResult = field(default_factory=SafetyResult)
     contexts: list[Context] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # why an out_of_scope reply: "small_talk" (a greeting or thanks, answered in kind) or "off_topic"
+    reason: str = ""
 
     def to_dict(self) -> dict:
         return {
             "kind": self.kind,
+            "reason": self.reason,
             "text": self.text,
             "citations": [c.to_dict() for c in self.citations],
             "safety": self.safety.to_dict(),

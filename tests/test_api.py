@@ -27,7 +27,8 @@ def _answer_sentences(text: str) -> list[tuple[str, int]]:
 def test_result_has_the_documented_json_shape(bot):
     data = bot.answer("Is walking good for lower back pain?").to_dict()
     json.dumps(data)
-    assert set(data) == {"kind", "text", "citations", "safety", "contexts", "timings_ms"}
+    assert set(data) == {"kind", "reason", "text", "citations", "safety", "contexts", "timings_ms"}
+    assert data["reason"] == ""
     assert data["kind"] == "answer"
     assert set(data["safety"]) == {"level", "reasons"} and data["safety"]["level"] == "none"
     assert data["citations"]

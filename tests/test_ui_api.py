@@ -225,6 +225,14 @@ def test_non_answers_say_so_plainly_and_suggest_questions(kind):
         assert "You could ask" in out
 
 
+def test_a_greeting_is_answered_in_kind_not_labelled_out_of_scope(bot):
+    hello = bot.answer("hello there").to_dict()
+    assert hello["kind"] == "out_of_scope" and hello["reason"] == "small_talk"
+    assert "bp-notice" not in render.render_reply(hello)
+    poem = bot.answer("write me a poem about the sea").to_dict()
+    assert poem["reason"] == "off_topic" and "Outside what I can answer" in render.render_reply(poem)
+
+
 def test_streaming_grows_sentence_by_sentence_and_ends_with_sources():
     result = {
         "kind": "answer",

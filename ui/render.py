@@ -193,7 +193,7 @@ def render_reply(result: dict[str, Any], text: str | None = None, final: bool = 
         if kind == "red_flag":
             action, body = _split_red_flag(body)
         blocks.append(banner_html(level, action or None))
-    elif kind in KIND_NOTICES:
+    elif kind in KIND_NOTICES and result.get("reason") != "small_talk":  # a greeting is not a refusal
         blocks.append(notice_html(kind))
 
     if body.strip():

@@ -464,3 +464,16 @@ def test_answer_api_returns_red_flag():
     assert out["kind"] == "red_flag"
     assert out["safety"]["level"] == "emergency"
     assert not ADVICE_WORDS.search(_without_quotes(out["text"])), out["text"]
+
+
+@pytest.mark.parametrize("message,least", [
+    ("prob nothing but my dad went grey and collapsed this morning with a sudden pain in his back", "emergency"),
+    ("I'm 72 and never had a bad back in my life, now it has ached for three weeks with no injury", "urgent"),
+    ("not hungry at all for weeks and the ache between my shoulder blades is there all the time", "urgent"),
+    ("my partner hasn't had a wee since last night and her back is agony", "emergency"),
+])
+def test_a_negation_that_is_the_symptom_itself_does_not_cancel_it(screen, message, least):
+    """A hedge ("prob nothing but"), a first time ("never ... in my life"), a lost appetite ("not
+    hungry") or retention ("hasn't had a wee") is worded with a negation, and is still the sign."""
+    rank = {"none": 0, "urgent": 1, "emergency": 2}
+    assert rank[screen.assess(message).level] >= rank[least]

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .errors import BackpainError, CorpusError, StoreError, UsageError
+from .errors import BackpainError, CorpusError, UsageError
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,13 +81,13 @@ def index(
 ) -> None:
     """Build or update the index incrementally: only changed documents are re-embedded."""
     _logging(verbose)
-    from .store import Store
+    from .store import Store, discard_unopenable_index
 
     if path is not None and not path.is_dir():
         raise UsageError(f"not a folder: {path}")
     settings = _settings(index_dir, chroma_host, chroma_port, corpus_dir=path)
-    if rebuild and not settings.chroma_host:
-        _remove_unopenable_index(settings)
+    if rebuild:
+        discard_unopenable_index(settings)
     store = Store(settings)
     summary = store.rebuild(progress=not quiet) if rebuild else store.sync(progress=not quiet)
     for warning in summary.warnings:
@@ -95,27 +95,6 @@ def index(
     typer.echo(summary.line())
     if summary.documents == 0:
         raise CorpusError(f"no readable documents in {settings.corpus_dir}: add .md, .txt, .html or .pdf files")
-
-
-def _remove_unopenable_index(settings: Settings) -> None:
-    """An embedded index too damaged to open cannot drop its own collection: its files go (they
-    are all regenerated from the corpus)."""
-    import shutil
-
-    from .store import make_client
-
-    try:
-        make_client(settings)
-    except StoreError:
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        SharedSystemClient.clear_system_cache()  # the failed open stays cached per path otherwise
-        log.warning("removing the damaged index at %s", settings.index_dir)
-        for child in settings.index_dir.iterdir():
-            if child.is_dir():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
 
 
 def _print_result(result, as_json: bool) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -48,6 +50,30 @@ def make_client(settings: Settings):
         if settings.chroma_host:
             raise _unavailable(settings, exc) from exc
         raise StoreError(f"cannot open the index at {settings.index_dir} ({_short(exc)}): {REBUILD_HINT}") from exc
+
+
+_CHROMA_SEGMENT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def discard_unopenable_index(settings: Settings) -> None:
+    """An embedded index too damaged to open cannot drop its own collection, so its Chroma files
+    (the database and its segment folders) and the manifest go; all of it is rebuilt from the
+    corpus. Anything else in the folder stays. A server-side index is never touched."""
+    if settings.chroma_host:
+        return
+    try:
+        make_client(settings)
+        return
+    except StoreError:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()  # the failed open stays cached per path otherwise
+    log.warning("removing the damaged index at %s", settings.index_dir)
+    for child in settings.index_dir.iterdir():
+        if child.is_dir() and _CHROMA_SEGMENT.match(child.name):
+            shutil.rmtree(child)
+        elif child.is_file() and (child.name.startswith("chroma.sqlite3") or child.name == MANIFEST_NAME):
+            child.unlink()
 
 
 def _unavailable(settings: Settings, exc: Exception) -> StoreUnavailable:
@@ -274,8 +300,7 @@ class Store:
         return LoadedIndex.from_chroma(got)
 
     def rebuild(self, corpus_dir: Path | None = None, progress: bool = True) -> IndexSummary:
-        """Drops the collection and builds it again; an embedded store too damaged to open is
-        removed from disk first (everything in it is regenerated from the corpus)."""
+        """Drops the collection and builds it again from the corpus."""
         from chromadb.errors import NotFoundError
 
         try:

@@ -75,12 +75,15 @@ def test_a_corrupt_index_says_rebuild_and_the_rebuild_recovers(tmp_path, test_se
     index = tmp_path / "index"
     shutil.copytree(test_settings.index_dir, index)
     (index / "chroma.sqlite3").write_text("this is not a database")
+    (index / "models").mkdir(exist_ok=True)
+    (index / "models" / "keep.txt").write_text("not Chroma's: the rebuild leaves it")
     env = {"BACKPAIN_COLLECTION": test_settings.collection, "BACKPAIN_CORPUS_DIR": str(CORPUS)}
     code, _, err = backpain("ask", "is walking good for my back?", "--index-dir", str(index), **env)
     assert code == StoreError.exit_code and "backpain index --rebuild" in err
     code, out, err = backpain("index", "--index-dir", str(index), "--rebuild", "-q", **env)
     assert code == 0, err
     assert "full rebuild" in out
+    assert (index / "models" / "keep.txt").exists()
     code, out, _ = backpain("ask", "is walking good for my back?", "--index-dir", str(index), **env)
     assert code == 0 and "[1]" in out
 

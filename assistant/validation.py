@@ -100,7 +100,7 @@ def validate_history(history: Any, max_turns: int, max_chars: int) -> tuple[Turn
         return ()
     try:
         items = deque(history, maxlen=4 * max_turns)
-    except TypeError:  # not iterable at all
+    except Exception:  # not iterable, or an iterator that breaks part-way: no usable history
         return ()
     turns: list[Turn] = []
     budget = max_chars

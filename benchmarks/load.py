@@ -8,7 +8,8 @@ Without ``--url`` it starts ``backpain serve`` on a free port and stops it at th
 - saturation: each user sends the next question as soon as the last is answered.
 
 For each mode it prints requests, errors, p50 and p95 latency (seconds, as the user waits for
-the whole reply) and throughput. The load generator runs on the same machine and shares its CPU.
+the whole reply), throughput, and the CPU time per request of the server and of the load
+generator, which runs on the same machine and shares its CPU.
 """
 
 from __future__ import annotations
@@ -36,13 +37,16 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    server_cpu: float = float("nan")  # CPU seconds the serving process used during the run
+    client_cpu: float = 0.0  # CPU seconds the load generator (this process) used
 
     def line(self) -> str:
         lat = sorted(self.latencies)
         p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")  # noqa: E731
         return (f"{self.mode:10s} requests {len(lat) + len(self.errors):4d}  errors {len(self.errors):3d}  "
                 f"p50 {p(0.50):.3f}s  p95 {p(0.95):.3f}s  throughput {len(lat) / self.seconds:.1f} req/s "
-                f"over {self.seconds:.1f}s")
+                f"over {self.seconds:.1f}s\n{'':10s} CPU per request: server {self.server_cpu / max(1, len(lat)) * 1000:.0f} ms, "
+                f"load generator {self.client_cpu / max(1, len(lat)) * 1000:.0f} ms")
 
 
 def questions() -> list[str]:
@@ -58,7 +62,16 @@ def questions() -> list[str]:
     return out
 
 
-def run(url: str, users: int, per_user: int, pause: tuple[float, float] | None, pool: list[str]) -> Run:
+def _cpu_seconds(pid: int | None) -> float:
+    """utime + stime of a process (Linux /proc); NaN when unknown (a server given by --url)."""
+    if pid is None:
+        return float("nan")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(url: str, users: int, per_user: int, pause: tuple[float, float] | None, pool: list[str],
+        server_pid: int | None = None) -> Run:
     from gradio_client import Client
 
     result = Run("typing" if pause else "saturation")
@@ -88,9 +101,12 @@ def run(url: str, users: int, per_user: int, pause: tuple[float, float] | None, 
         t.start()
     start.wait()
     t0 = time.perf_counter()
+    cpu0, own0 = _cpu_seconds(server_pid), time.process_time()
     for t in threads:
         t.join()
     result.seconds = time.perf_counter() - t0
+    result.server_cpu = _cpu_seconds(server_pid) - cpu0
+    result.client_cpu = time.process_time() - own0
     for c in clients:
         c.close()
     return result
@@ -139,7 +155,8 @@ def main() -> None:
         pool = questions()
         print(f"{args.users} users x {args.questions} questions against {url} ({os.cpu_count()} CPUs)")
         for mode in args.modes.split(","):
-            r = run(url, args.users, args.questions, (3.0, 10.0) if mode == "typing" else None, pool)
+            r = run(url, args.users, args.questions, (3.0, 10.0) if mode == "typing" else None, pool,
+                    server.pid if server else None)
             print(r.line(), flush=True)
             if r.errors:
                 print("  first errors:", *sorted(set(r.errors))[:3], sep="\n  ")

@@ -169,7 +169,7 @@ def test_thresholds_file_names_the_detector_cut_offs():
 def test_the_red_flag_clause_of_a_long_example_is_taught_and_an_ordinary_lookalike_is_not(screen):
     """A long red-flag example teaches its red-flag clause; a clause that reads like an ordinary
     one ("my back is in agony") is never taught as a red flag, even inside a red-flag example."""
-    from assistant.safety.detector import Example, _red_flag_clauses
+    from assistant.safety.detector import LEVELS, Example, _red_flag_clauses
 
     def ex(text: str, level: str, concept: str) -> Example:
         return Example(text, level, concept, "saddle_numbness" if level != "none" else "", "x", "plain", "t")
@@ -184,9 +184,12 @@ def test_the_red_flag_clause_of_a_long_example_is_taught_and_an_ordinary_lookali
     ]
     prepared = [screen.analyser.prepare(e.text) for e in examples]
     texts = [a.message_text or a.unit_texts[0] for a in prepared]
-    pieces = sorted({u for e, a in zip(examples, prepared) if e.level == "none" for u in a.unit_texts} - set(texts))
+    ordinary_units = {u for e, a in zip(examples, prepared) if e.level == "none" for u in a.unit_texts}
+    pieces = sorted(ordinary_units - set(texts))
+    labels = np.asarray([LEVELS.index(e.level) for e in examples])
     messages = screen.embedder.encode_uncached(texts)
-    x, y = _red_flag_clauses(screen.embedder, examples, prepared, messages, screen.embedder.encode_uncached(pieces))
+    x, y = _red_flag_clauses(screen.embedder, examples, prepared, labels, ordinary_units, messages,
+                             screen.embedder.encode_uncached(pieces))
     assert list(y) == [2]
     wipe = [u for u in prepared[0].unit_texts if "wipe" in u]
     assert np.allclose(x[0], screen.embedder.encode_uncached(wipe)[0], atol=1e-5)

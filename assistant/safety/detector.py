@@ -153,9 +153,11 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
     labels = np.asarray([LEVELS.index(e.level) for e in examples])
     # the screen also scores single clauses: every clause of a message with no red flag is itself
     # ordinary, so those clauses teach that "and my back aches" alone is not a red flag
-    pieces = sorted({u for e, a in zip(examples, prepared) if e.level == "none" for u in a.unit_texts} - set(texts))
+    ordinary_units = {u for e, a in zip(examples, prepared) if e.level == "none" for u in a.unit_texts}
+    pieces = sorted(ordinary_units - set(texts))
     x = embedder.encode_uncached(texts + pieces)
-    clause_x, clause_y = _red_flag_clauses(embedder, examples, prepared, x[: len(texts)], x[len(texts):])
+    clause_x, clause_y = _red_flag_clauses(embedder, examples, prepared, labels, ordinary_units,
+                                           x[: len(texts)], x[len(texts):])
     x_all = np.vstack([x, clause_x])
     y_all = np.concatenate([labels, np.zeros(len(pieces), dtype=int), clause_y])
     t0 = time.perf_counter()
@@ -184,7 +186,13 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
 
 
 def _red_flag_clauses(
-    embedder: Embedder, examples: list[Example], prepared: list[Analysis], messages: np.ndarray, ordinary: np.ndarray
+    embedder: Embedder,
+    examples: list[Example],
+    prepared: list[Analysis],
+    labels: np.ndarray,
+    ordinary_units: set[str],
+    messages: np.ndarray,
+    ordinary: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The clause that carries the red flag in each multi-clause red-flag example, with its label.
 
@@ -194,12 +202,10 @@ def _red_flag_clauses(
     not mark the clause, so it is chosen as the one nearest its concept's centre and farthest from
     ordinary clauses, and dropped when it reads like an ordinary clause ("my back is agony")."""
     concepts = np.asarray([e.concept for e in examples])
-    labels = np.asarray([LEVELS.index(e.level) for e in examples])
     ordinary_all = np.vstack([ordinary, messages[labels == 0]])
     ordinary_centre = _unit(ordinary.mean(axis=0))
-    known = {u for e, a in zip(examples, prepared) if e.level == "none" for u in a.unit_texts}
     candidates = [
-        (i, [u for u in a.unit_texts if u not in known])
+        (i, [u for u in a.unit_texts if u not in ordinary_units])
         for i, (e, a) in enumerate(zip(examples, prepared))
         if e.level != "none" and len(a.unit_texts) > 1
     ]

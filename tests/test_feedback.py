@@ -19,6 +19,21 @@ from assistant.settings import PROJECT_ROOT
 CITES = [{"n": 1, "title": "Walk \u201csafely\u201d", "source": "a.md", "section": "Tips", "quote": "Begin with 5 minutes.", "score": 0.6}]
 
 
+def _writer_processes(db: Path, body: str, args: list[str]) -> list[subprocess.Popen]:
+    """Child processes that open ``db`` as ``store`` and run ``body`` (``sys.argv[1]`` is their
+    argument). The module is loaded alone: a child needs no model, torch or Chroma."""
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, sys
+        spec = importlib.util.spec_from_file_location("fb", {str(PROJECT_ROOT / "assistant" / "feedback.py")!r})
+        fb = sys.modules["fb"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(fb)
+        store = fb.FeedbackStore({str(db)!r}, app_version="test")
+        """
+    ) + textwrap.dedent(body) + "store.close()\n"
+    return [subprocess.Popen([sys.executable, "-c", script, a]) for a in args]
+
+
 def test_creates_parent_folder_schema_and_wal(tmp_path: Path):
     db = tmp_path / "deep" / "er" / "feedback.sqlite3"
     with FeedbackStore(db, app_version="9.9.9") as store:
@@ -114,22 +129,12 @@ def test_concurrent_processes_lose_nothing(tmp_path: Path):
     """Several app processes writing one file (e.g. more than one server worker)."""
     db = tmp_path / "shared" / "f.sqlite3"
     procs, per_proc = 4, 80
-    script = textwrap.dedent(
-        f"""
-        import importlib.util, sys
-        # load the module alone: the child needs no model, torch or Chroma
-        spec = importlib.util.spec_from_file_location("fb", {str(PROJECT_ROOT / "assistant" / "feedback.py")!r})
-        fb = sys.modules["fb"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(fb)
-        store = fb.FeedbackStore({str(db)!r}, app_version="test")
+    FeedbackStore(db).close()  # create the schema once, as the app does at start
+    children = _writer_processes(db, f"""
         p = int(sys.argv[1])
         for i in range({per_proc}):
             store.add(question=f"p{{p}}-{{i}}", answer="a", vote="like")
-        store.close()
-        """
-    )
-    FeedbackStore(db).close()  # create the schema once, as the app does at start
-    children = [subprocess.Popen([sys.executable, "-c", script, str(p)]) for p in range(procs)]
+        """, [str(p) for p in range(procs)])
     # ...while this process writes too
     with FeedbackStore(db) as store:
         for i in range(per_proc):
@@ -178,21 +183,12 @@ def test_a_file_from_before_per_reply_votes_is_upgraded(tmp_path: Path):
 def test_two_processes_flipping_the_same_vote_leave_one_row(tmp_path: Path):
     """Two server processes, one reply, the same voter clicking in both at the same moment."""
     db = tmp_path / "f.sqlite3"
-    script = textwrap.dedent(
-        f"""
-        import importlib.util, sys
-        spec = importlib.util.spec_from_file_location("fb", {str(PROJECT_ROOT / "assistant" / "feedback.py")!r})
-        fb = sys.modules["fb"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(fb)
-        store = fb.FeedbackStore({str(db)!r}, app_version="test")
+    FeedbackStore(db).close()
+    children = _writer_processes(db, """
         for i in range(100):
             store.add(question="q", answer="a", vote=("like", "dislike")[i % 2], session_id="s", message_id="m")
-            store.add(question="q", answer="a", vote="like", session_id=sys.argv[1], message_id=f"own-{{i}}")
-        store.close()
-        """
-    )
-    FeedbackStore(db).close()
-    children = [subprocess.Popen([sys.executable, "-c", script, f"p{p}"]) for p in range(2)]
+            store.add(question="q", answer="a", vote="like", session_id=sys.argv[1], message_id=f"own-{i}")
+        """, ["p0", "p1"])
     assert [c.wait(timeout=120) for c in children] == [0, 0]
     with sqlite3.connect(db) as raw:
         shared = raw.execute("SELECT COUNT(*) FROM feedback WHERE session_id = 's'").fetchone()[0]

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 from .chain import Turnstate, build_chain, pipeline_steps, run_pipeline
 from .compose import DISCLAIMER, OUT_OF_SCOPE_TEXT, Composer, no_answer_text, small_talk_reply
 from .embeddings import Embedder, get_embedder
+from .errors import CorpusError, StoreError
 from .models import Thresholds
-from .results import AnswerResult, Citation, Context, Turn
+from .results import AnswerResult, Citation, Context
 from .retrieval import Retriever
 from .safety import INFO_REQUEST_NOTE, SafetyScreen, red_flag_reply
 from .settings import Settings, get_settings
-from .errors import CorpusError, StoreError
 from .store import REBUILD_HINT, LoadedIndex, Store
 from .validation import validate_history, validate_message
 
@@ -70,8 +70,9 @@ class Assistant:
             log.warning("the index is incomplete (%s): repairing it from %s", "; ".join(problems), self.settings.corpus_dir)
             store.sync(progress=False)
             records = store.load_records()
-            if records.problems():
-                raise StoreError(f"the index is inconsistent ({'; '.join(records.problems())}): {REBUILD_HINT}")
+            problems = records.problems()
+            if problems:
+                raise StoreError(f"the index is inconsistent ({'; '.join(problems)}): {REBUILD_HINT}")
         if not len(records):
             raise CorpusError(
                 f"the index is empty: there is no readable document in {self.settings.corpus_dir}. Add .md, .txt, "

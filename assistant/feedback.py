@@ -189,9 +189,7 @@ class FeedbackStore:
             try:
                 with self._write_lock:
                     conn = self._conn()
-                    cur = conn.execute(sql, params)
-                    row = cur.fetchone() if "RETURNING" in sql else None
-                    return int(row[0] if row is not None else cur.lastrowid)
+                    return int(conn.execute(sql, params).fetchone()[0])  # the statement ends RETURNING id
             except sqlite3.OperationalError as exc:  # another *process* held the lock too long
                 if "locked" not in str(exc) or attempt == 4:
                     raise

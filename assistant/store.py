@@ -52,6 +52,7 @@ def make_client(settings: Settings):
         raise StoreError(f"cannot open the index at {settings.index_dir} ({_short(exc)}): {REBUILD_HINT}") from exc
 
 
+_READ_ONLY = re.compile(r"read\W*only", re.I)  # SQLite's "attempt to write a readonly database" and the like
 _CHROMA_SEGMENT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -317,7 +318,7 @@ class Store:
         """A Chroma or file-system failure as one line that says what to do."""
         if self.settings.chroma_host:
             return _unavailable(self.settings, exc)
-        if isinstance(exc, PermissionError) or "readonly" in str(exc).lower().replace(" ", "") or "read-only" in str(exc).lower():
+        if isinstance(exc, PermissionError) or _READ_ONLY.search(str(exc)):
             return StoreError(
                 f"cannot {action} the index at {self.settings.index_dir}: the folder is read-only. Make it "
                 "writable, or set BACKPAIN_INDEX_DIR to a folder you can write to"

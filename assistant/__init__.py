@@ -14,10 +14,10 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0"
 
 from .api import Assistant, answer  # noqa: E402
-from .errors import BackpainError, CorpusError, StoreError, StoreUnavailable, UsageError  # noqa: E402
+from .errors import BackpainError, CorpusError, ReadOnlyIndex, StoreError, StoreUnavailable, UsageError  # noqa: E402
 from .results import AnswerResult, Citation, Context, SafetyResult  # noqa: E402
 
 __all__ = [
-    "Assistant", "AnswerResult", "BackpainError", "Citation", "Context", "CorpusError", "SafetyResult", "StoreError",
-    "StoreUnavailable", "UsageError", "answer", "__version__",
+    "Assistant", "AnswerResult", "BackpainError", "Citation", "Context", "CorpusError", "ReadOnlyIndex",
+    "SafetyResult", "StoreError", "StoreUnavailable", "UsageError", "answer", "__version__",
 ]

@@ -32,3 +32,7 @@ class StoreUnavailable(StoreError):
     """The configured Chroma server does not answer."""
 
     exit_code = 5
+
+
+class ReadOnlyIndex(StoreError):
+    """The index folder may not be written: rebuilding cannot help, so nothing in it is removed."""

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .embeddings import Embedder, get_embedder
-from .errors import CorpusError, StoreError, StoreUnavailable
+from .errors import CorpusError, ReadOnlyIndex, StoreError, StoreUnavailable
 from .ingestion import Chunk, ChunkingConfig, chunk_document, load_corpus
 from .settings import Settings, get_settings
 
@@ -47,9 +47,23 @@ def make_client(settings: Settings):
         settings.index_dir.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
     except Exception as exc:
-        if settings.chroma_host:
-            raise _unavailable(settings, exc) from exc
-        raise StoreError(f"cannot open the index at {settings.index_dir} ({_short(exc)}): {REBUILD_HINT}") from exc
+        raise _failure(settings, "open", exc) from exc
+
+
+def _failure(settings: Settings, action: str, exc: Exception) -> StoreError:
+    """A Chroma or file-system failure as one line that says what to do."""
+    if settings.chroma_host:
+        return _unavailable(settings, exc)
+    if _is_read_only(exc):
+        return ReadOnlyIndex(
+            f"cannot {action} the index at {settings.index_dir}: the folder is read-only. Make it "
+            "writable, or set BACKPAIN_INDEX_DIR to a folder you can write to"
+        )
+    return StoreError(f"cannot {action} the index at {settings.index_dir} ({_short(exc)}): {REBUILD_HINT}")
+
+
+def _is_read_only(exc: BaseException) -> bool:
+    return isinstance(exc, PermissionError) or bool(_READ_ONLY.search(str(exc)))
 
 
 _READ_ONLY = re.compile(r"read\W*only", re.I)  # SQLite's "attempt to write a readonly database" and the like
@@ -65,6 +79,8 @@ def discard_unopenable_index(settings: Settings) -> None:
     try:
         make_client(settings)
         return
+    except ReadOnlyIndex:
+        raise
     except StoreError:
         from chromadb.api.shared_system_client import SharedSystemClient
 
@@ -198,7 +214,7 @@ class Store:
         except (StoreError, CorpusError):
             raise
         except Exception as exc:
-            raise self._failure("update", exc) from exc
+            raise _failure(self.settings, "update", exc) from exc
 
     def _sync(self, corpus_dir: Path | None, progress: bool) -> IndexSummary:
         start = time.perf_counter()
@@ -297,7 +313,7 @@ class Store:
         except StoreError:
             raise
         except Exception as exc:
-            raise self._failure("read", exc) from exc
+            raise _failure(self.settings, "read", exc) from exc
         return LoadedIndex.from_chroma(got)
 
     def rebuild(self, corpus_dir: Path | None = None, progress: bool = True) -> IndexSummary:
@@ -309,21 +325,11 @@ class Store:
         except NotFoundError:
             pass
         except Exception as exc:
-            raise self._failure("rebuild", exc) from exc
+            raise _failure(self.settings, "rebuild", exc) from exc
         summary = self.sync(corpus_dir, progress=progress)
         summary.rebuilt = True
         return summary
 
-    def _failure(self, action: str, exc: Exception) -> StoreError:
-        """A Chroma or file-system failure as one line that says what to do."""
-        if self.settings.chroma_host:
-            return _unavailable(self.settings, exc)
-        if isinstance(exc, PermissionError) or _READ_ONLY.search(str(exc)):
-            return StoreError(
-                f"cannot {action} the index at {self.settings.index_dir}: the folder is read-only. Make it "
-                "writable, or set BACKPAIN_INDEX_DIR to a folder you can write to"
-            )
-        return StoreError(f"cannot {action} the index at {self.settings.index_dir} ({_short(exc)}): {REBUILD_HINT}")
 
 
 @dataclass

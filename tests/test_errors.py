@@ -3,13 +3,17 @@ code, never a traceback: the bad-input and fault matrix of the CLI and of ``Assi
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from assistant.cli import main
-from assistant.errors import CorpusError, StoreError, StoreUnavailable, UsageError
+from assistant.errors import CorpusError, ReadOnlyIndex, StoreError, StoreUnavailable, UsageError
 
 from conftest import CORPUS, free_port
 
@@ -86,6 +90,41 @@ def test_a_corrupt_index_says_rebuild_and_the_rebuild_recovers(tmp_path, test_se
     assert (index / "models" / "keep.txt").exists()
     code, out, _ = backpain("ask", "is walking good for my back?", "--index-dir", str(index), **env)
     assert code == 0 and "[1]" in out
+
+
+def _as_reader(cmd: list[str]) -> list[str]:
+    """Root may write anywhere, so as root the command runs as `nobody`, who may only read."""
+    if os.geteuid() != 0:
+        return cmd
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: a read-only folder cannot be made")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+
+
+def test_a_read_only_index_folder_says_so_and_nothing_is_removed(test_settings):
+    """A folder this process may not write to gets one line that says so, from every command,
+    and `index --rebuild` removes nothing from it (rebuilding cannot help there)."""
+    root = Path(tempfile.mkdtemp(prefix="backpain-ro-"))
+    try:
+        index = root / "index"
+        shutil.copytree(test_settings.index_dir, index)
+        before = sorted(p.relative_to(index) for p in index.rglob("*"))
+        for path in [root, *index.rglob("*"), index]:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        env = {**os.environ, "HOME": str(root), "BACKPAIN_INDEX_DIR": str(index), "HF_HUB_OFFLINE": "1",
+               "BACKPAIN_COLLECTION": test_settings.collection, "BACKPAIN_CORPUS_DIR": str(CORPUS)}
+        for args in (["ask", "is walking good for my back?"], ["index", "-q"], ["index", "--rebuild", "-q"]):
+            proc = subprocess.run(_as_reader([sys.executable, "-m", "assistant.cli", *args]), env=env,
+                                  capture_output=True, text=True, timeout=300, cwd=root)
+            assert proc.returncode == ReadOnlyIndex.exit_code, (args, proc.stderr)
+            assert "Traceback" not in proc.stderr
+            assert "read-only" in proc.stderr and "BACKPAIN_INDEX_DIR" in proc.stderr, proc.stderr
+            assert "--rebuild" not in proc.stderr, "a rebuild cannot help a read-only folder"
+        assert sorted(p.relative_to(index) for p in index.rglob("*")) == before
+    finally:
+        for path in [root, *root.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(root)
 
 
 def test_an_index_left_half_built_is_repaired_when_the_assistant_loads(tmp_path, test_settings):

@@ -388,6 +388,9 @@ def build_app(bot: Any, settings: Settings | None = None) -> gr.Blocks:
 
     # Many people at once: every answering event shares one pool of `limit` workers
     # (Gradio's default is 1, which would make everyone wait in line behind one person).
+    # Gradio's queue otherwise rebuilds a pandas table of its last 10,000 events after every event,
+    # for a monitoring view this page does not use: at saturation that was a tenth of the server's CPU.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
     demo.queue(default_concurrency_limit=limit, max_size=max(64, limit * 32))
     demo.feedback_store = store  # type: ignore[attr-defined]  # for tests and shutdown
     return demo

@@ -8,13 +8,15 @@ import time
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .chain import Turnstate, build_chain, pipeline_steps, run_pipeline
-from .compose import DISCLAIMER, OUT_OF_SCOPE_TEXT, Composer, no_answer_text, small_talk_reply
+from .compose import (DISCLAIMER, NOT_A_DOCTOR_TEXT, OUT_OF_SCOPE_TEXT, Composer, near_topic_text, no_answer_text,
+                      small_talk_reply)
 from .embeddings import Embedder, get_embedder
 from .errors import CorpusError, StoreError
 from .models import Thresholds
 from .results import AnswerResult, Citation, Context
-from .retrieval import Retriever
+from .retrieval import Retriever, words
 from .safety import INFO_REQUEST_NOTE, SafetyScreen, red_flag_reply
+from .scope import ScopeJudge
 from .settings import Settings, get_settings
 from .store import REBUILD_HINT, LoadedIndex, Store
 from .validation import validate_history, validate_message
@@ -48,6 +50,9 @@ class Assistant:
         chosen = self.settings.min_relevance
         self._min_relevance = self.thresholds.min_relevance if chosen is None else chosen
         self.retriever = Retriever(self._load_index(ensure_index), self.embedder, self.settings)
+        self.scope = ScopeJudge(self.retriever.chunk_text, self.retriever.knows,
+                                lambda w: self.embedder.count_tokens(w) - 2,  # less [CLS] and [SEP]
+                                self.retriever.correct)
         self.composer = Composer(self.retriever, max_sentences=self.settings.max_answer_sentences)
         self.safety = SafetyScreen(self.embedder, thresholds=self.thresholds)
         self._warning_contexts = self._find_warning_passages()
@@ -123,12 +128,16 @@ class Assistant:
         contexts = retrieved.contexts
         if state.safety.info_request and self._warning_contexts:
             return state  # a question about warning signs is answered from the warning-sign passages
-        if not query.on_topic_words and retrieved.best_similarity < self.thresholds.off_topic:
+        scope = self.scope.judge(query.text, words(query.message), query.foreign)
+        if scope.verdict == "not_a_doctor":
+            state.result = self._out_of_scope(state, NOT_A_DOCTOR_TEXT, "not_a_doctor")
+        elif scope.verdict == "out_of_scope":
+            state.result = self._out_of_scope(state, near_topic_text(scope.terms), "near_topic")
+        elif not query.on_topic_words and retrieved.best_similarity < self.thresholds.off_topic:
             chat = small_talk_reply(state.text)
-            state.result = AnswerResult(kind="out_of_scope", text=chat or OUT_OF_SCOPE_TEXT, safety=state.safety,
-                                        contexts=contexts, reason="small_talk" if chat else "off_topic")
-        elif retrieved.best_similarity < self._min_relevance or query.uncovered_terms:
-            state.result = self._no_answer(state, contexts, query.uncovered_terms)
+            state.result = self._out_of_scope(state, chat or OUT_OF_SCOPE_TEXT, "small_talk" if chat else "off_topic")
+        elif retrieved.best_similarity < self._min_relevance or query.uncovered_terms or scope.terms:
+            state.result = self._no_answer(state, contexts, list(dict.fromkeys(query.uncovered_terms + scope.terms)))
         return state
 
     def step_compose(self, state: Turnstate) -> Turnstate:
@@ -156,6 +165,10 @@ class Assistant:
         return state
 
     # ------------------------------------------------------------ helpers
+
+    def _out_of_scope(self, state: Turnstate, text: str, reason: str) -> AnswerResult:
+        return AnswerResult(kind="out_of_scope", text=text, safety=state.safety, contexts=state.retrieved.contexts,
+                            reason=reason)
 
     def _no_answer(self, state: Turnstate, contexts: list[Context], terms: list[str]) -> AnswerResult:
         return AnswerResult(

@@ -26,6 +26,12 @@ SUGGESTIONS = (
     "- What shoes are best for walking with a bad back?"
 )
 OUT_OF_SCOPE_TEXT = "I can only help with questions about walking and back pain, so I can't answer that one. " + SUGGESTIONS
+NOT_A_DOCTOR_TEXT = (
+    "I can't act as a doctor: I can't prescribe, diagnose, or write a note for work. What I can do is "
+    "tell you what my sources say about walking and back pain, such as how to start, how long and how "
+    "often to walk, posture and shoes, and which warning signs need a doctor. For medicines, a diagnosis "
+    "or a note, please ask your GP, a pharmacist or a physiotherapist. " + SUGGESTIONS
+)
 GREETING_TEXT = (
     "Hello! I answer questions about walking and back pain from a small set of articles, "
     "and show the passage each answer comes from. " + SUGGESTIONS
@@ -216,6 +222,16 @@ def small_talk_reply(text: str) -> str | None:
     if _THANKS.match(text.strip()):
         return THANKS_TEXT
     return None
+
+
+def near_topic_text(subjects: list[str]) -> str:
+    """A near-topic question gets its subject named, so the refusal reads as understood, not ignored."""
+    subject = " or ".join(subjects[:2])
+    return (
+        f"I'm sorry, I can only help with walking and back pain, and your question is about {subject}, "
+        "which my sources don't cover. A doctor, pharmacist or physiotherapist can help with that. "
+        + SUGGESTIONS
+    )
 
 
 def no_answer_text(contexts: list[Context], terms: list[str] = ()) -> str:

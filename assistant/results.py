@@ -110,7 +110,9 @@ class AnswerResult:
     safety: SafetyResult = field(default_factory=SafetyResult)
     contexts: list[Context] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
-    # why an out_of_scope reply: "small_talk" (a greeting or thanks, answered in kind) or "off_topic"
+    # why an out_of_scope reply: "small_talk" (a greeting or thanks, answered in kind), "off_topic",
+    # "near_topic" (another joint, a route, insurance: named in the text) or "not_a_doctor" (asked to
+    # prescribe, diagnose or act as a clinician)
     reason: str = ""
 
     def to_dict(self) -> dict:

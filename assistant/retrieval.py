@@ -184,6 +184,7 @@ class Retriever:
         vocab.update(self.lexicon.expansions)
         self.vocab = frozenset(vocab)
         self._vocab_list = sorted(w for w in vocab if len(w) >= 3 and w.isalpha())
+        self._vocab_stems = frozenset(self._stem(sorted(vocab)))
         self._duplicate_of = self._near_duplicates()
         self._repeat_mask = self._repeated_sentences(index)
         corpus_words = words(" ".join(docs))
@@ -192,9 +193,13 @@ class Retriever:
             t for t in self.lexicon.specialist_terms
             if (f" {' '.join(words(t))} " not in joined if " " in t or "-" in t else t not in word_set)
         )
-        self._correct("warmup")  # loads the word-frequency tables now, not on the first question
+        self.correct("warmup")  # loads the word-frequency tables now, not on the first question
 
     # ------------------------------------------------------------ query analysis
+
+    def knows(self, word: str) -> bool:
+        """The corpus or the lexicon uses this word, in some inflection ("belts" for "belt")."""
+        return word in self.vocab or self._stem([word])[0] in self._vocab_stems
 
     def _index_words(self, text: str) -> list[str]:
         stop = _stopwords()
@@ -203,7 +208,7 @@ class Retriever:
     def _stem(self, tokens: Sequence[str]) -> list[str]:
         return _stemmer().stemWords(list(tokens)) if tokens else []
 
-    def _correct(self, token: str) -> str:
+    def correct(self, token: str) -> str:
         """Map a misspelt word onto the corpus vocabulary when it is not an English word."""
         if token in self.vocab or len(token) < 3 or not token.isalpha():
             return token
@@ -218,7 +223,7 @@ class Retriever:
     def analyse(self, message: str, history: Sequence[Turn] = ()) -> Query:
         text = strip_markup(message)
         tokens = words(text)
-        corrected = [self._correct(t) for t in tokens]
+        corrected = [self.correct(t) for t in tokens]
         if corrected != tokens:
             fixes = dict(zip(tokens, corrected))
             text = _WORD.sub(lambda m: fixes.get(m.group(0).lower().replace("\u2019", "'"), m.group(0)), text)

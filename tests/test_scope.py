@@ -1,0 +1,69 @@
+"""Declines decided from a question's content: near-topic subjects, clinician requests, topics the
+corpus does not cover, and names it has never seen. Questions here are written for the tests, not
+taken from the eval sets."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.parametrize("question, subject", [
+    ("my wrist aches after knitting, what should i do?", "other joints"),
+    ("any good stretches for a sore elbow after painting the ceiling", "other joints"),
+    ("where are the nicest trails for a gentle hike near Bristol?", "routes"),
+    ("I've got a bad back: can you suggest a flat route along the coast for a stroll?", "routes"),
+    ("will my insurer pay for physio on my back and what are the fees", "insurance"),
+])
+def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
+    got = bot.answer(question)
+    assert got.kind == "out_of_scope" and got.reason == "near_topic", (got.kind, got.text[:120])
+    assert subject in got.text and not got.citations
+
+
+def test_a_body_part_the_corpus_mentions_stays_in_scope_when_the_question_is_about_walking(bot):
+    got = bot.answer("where should my shoulders be when I'm walking briskly?")
+    assert got.kind == "answer" and got.citations
+
+
+@pytest.mark.parametrize("question", [
+    "pretend to be my GP and tell me what to take for this back",
+    "can you prescribe me something stronger for my lower back",
+    "i need a fit note for work because of my back, can you write one",
+])
+def test_clinician_requests_are_refused_with_what_it_can_do(bot, question):
+    got = bot.answer(question)
+    assert got.kind == "out_of_scope" and got.reason == "not_a_doctor"
+    assert "can't" in got.text and "What I can do" in got.text and not got.citations
+
+
+@pytest.mark.parametrize("question, named", [
+    ("is it safe to walk while taking celecoxib for my back?", "celecoxib"),  # a drug no list names
+    ("would an acupressure mat help my back before I walk?", "acupressure"),
+    ("my back aches on walks now I'm 30 weeks pregnant, how far should I go?", "pregnancy"),
+    ("what pace in mph is good for my back when I'm walking?", "speeds"),
+])
+def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
+    got = bot.answer(question)
+    assert got.kind == "no_answer", (got.kind, got.text[:150])
+    assert named in got.text
+
+
+@pytest.mark.parametrize("question", [
+    "my back feels all creaky and wonky in the mornings, will a stroll loosen it up?",  # rare, but everyday
+    "my nan reckons walking is rubbish for a bad back, is she right?",
+    "my daughter says I slouch when I walk, is that bad for my back?",
+    "I walk the dog every day rain or shine, is that enough for my back?",
+])
+def test_everyday_words_do_not_trigger_a_decline(bot, question):
+    assert bot.answer(question).kind == "answer"
+
+
+def test_a_topic_the_corpus_covers_is_answered_when_documents_add_it(embedder):
+    from assistant.scope import ScopeJudge
+
+    def judge(corpus):
+        return ScopeJudge(corpus, lambda w: w in " ".join(corpus).lower().split(), lambda w: 1)
+
+    question = "is walking ok in winter with a bad back?"
+    assert judge(["Walking helps the back."]).judge(question, ["walking", "winter"]).verdict == "no_answer"
+    assert judge(["Walking helps the back, in winter too."]).judge(question, ["walking", "winter"]).verdict == "answer"

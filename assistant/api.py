@@ -14,7 +14,7 @@ from .embeddings import Embedder, get_embedder
 from .errors import CorpusError, StoreError
 from .models import Thresholds
 from .results import AnswerResult, Citation, Context
-from .retrieval import Retriever, words
+from .retrieval import Retriever, strip_markup, words
 from .safety import INFO_REQUEST_NOTE, SafetyScreen, red_flag_reply
 from .scope import ScopeJudge
 from .settings import Settings, get_settings
@@ -128,7 +128,7 @@ class Assistant:
         contexts = retrieved.contexts
         if state.safety.info_request and self._warning_contexts:
             return state  # a question about warning signs is answered from the warning-sign passages
-        scope = self.scope.judge(query.text, words(query.message), query.foreign)
+        scope = self.scope.judge(query.text, words(strip_markup(query.message)), query.foreign)
         if scope.verdict == "not_a_doctor":
             state.result = self._out_of_scope(state, NOT_A_DOCTOR_TEXT, "not_a_doctor")
         elif scope.verdict == "out_of_scope":

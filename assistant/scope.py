@@ -24,13 +24,14 @@ from .settings import DATA_DIR, load_yaml
 # Words rarer than about one in a million (Zipf 3) that the corpus never uses are mostly names of
 # specific things: drugs, devices, brands, diagnoses. Informal everyday words can be as rare, but the
 # embedding model's vocabulary (from books and Wikipedia) holds them whole or in two pieces, while it
-# spells technical names out in three or more ("ibuprofen" is four); below Zipf 2.2 any word counts.
+# spells technical names out in three or more ("ibuprofen" is four); below Zipf 2.0 any word counts.
 RARE_ZIPF = 3.0
-VERY_RARE_ZIPF = 2.2
+VERY_RARE_ZIPF = 2.0
 NAME_PIECES = 3
 # Rare words shaped like descriptions or actions ("creaky", "jolting", "oiled", "gently") describe how
 # a person feels or moves, which the sources do cover; medical word endings keep a word a name.
 _DESCRIPTIVE = re.compile(r"(ing|ed|ly|[^e]y|ish)$")
+_UNIT = re.compile(r"(metre|meter|litre|liter|gram|gramme|inch|inche|mile|pound|stone)s?$")  # a quantity, not a name
 _MEDICAL_ENDING = re.compile(r"(itis|osis|algia|pathy|ology|therapy|ectomy|otomy|plasty|scopy|graphy|oid|ine|ol|en|ide|ate|ex)$")
 
 _QUOTED = re.compile(r"(?:^|\s)['\"\u2018\u201c]([^'\"\u2019\u201d]{1,80})['\"\u2019\u201d]")
@@ -140,7 +141,7 @@ class ScopeJudge:
         for w in dict.fromkeys(words):
             if len(w) < 5 or not w.isalpha() or self._known(w):
                 continue
-            if _DESCRIPTIVE.search(w) and not _MEDICAL_ENDING.search(w):
+            if (_DESCRIPTIVE.search(w) and not _MEDICAL_ENDING.search(w)) or _UNIT.search(w):
                 continue
             if self._known(w + "g"):  # g dropped in speech: "walkin", "stretchin"
                 continue

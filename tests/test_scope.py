@@ -64,6 +64,6 @@ def test_a_topic_the_corpus_covers_is_answered_when_documents_add_it(embedder):
     def judge(corpus):
         return ScopeJudge(corpus, lambda w: w in " ".join(corpus).lower().split(), lambda w: 1)
 
-    question = "is walking ok in winter with a bad back?"
-    assert judge(["Walking helps the back."]).judge(question, ["walking", "winter"]).verdict == "no_answer"
-    assert judge(["Walking helps the back, in winter too."]).judge(question, ["walking", "winter"]).verdict == "answer"
+    question = "is walking ok when it's icy with a bad back?"
+    assert judge(["Walking helps the back."]).judge(question, ["walking", "icy"]).verdict == "no_answer"
+    assert judge(["Walking helps the back, even when it's icy."]).judge(question, ["walking", "icy"]).verdict == "answer"

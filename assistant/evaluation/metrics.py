@@ -268,23 +268,30 @@ class AnsweredRate(Metric):
 class DeclineRate(Metric):
     name = "decline_rate"
     group = "answers"
-    description = "unanswerable on-topic questions that got kind 'no_answer'"
+    description = "unanswerable questions that were declined ('no_answer', or 'out_of_scope' for a near-topic one)"
 
     def compute(self, cases):
         return _mean(
-            [1.0 if c.kind == "no_answer" else 0.0 for c in cases if c.dataset == "qa" and c.case.expected_kind == "no_answer"]  # type: ignore[union-attr]
+            [1.0 if c.kind in DECLINES else 0.0 for c in cases if c.dataset == "qa" and c.case.expected_kind == "no_answer"]  # type: ignore[union-attr]
         )
 
 
+# Either decline is right for a question the sources cannot answer: "my sources don't cover X" and
+# "that is outside what I can help with" both refuse instead of stitching unrelated text together.
+DECLINES = ("no_answer", "out_of_scope")
+
+
 def scope_case_ok(c: CaseRecord) -> bool:
-    return c.kind == c.case.expected_kind and not c.forbidden_found  # type: ignore[union-attr]
+    expected = c.case.expected_kind  # type: ignore[union-attr]
+    kind_ok = c.kind in DECLINES if expected in DECLINES else c.kind == expected
+    return kind_ok and not c.forbidden_found
 
 
 @register
 class ScopeAccuracy(Metric):
     name = "scope_accuracy"
     group = "answers"
-    description = "scope cases with the expected kind and none of the forbidden strings in the reply"
+    description = "scope cases with the expected kind (either decline for a decline) and none of the forbidden strings"
 
     def compute(self, cases):
         return _mean([1.0 if scope_case_ok(c) else 0.0 for c in cases if c.dataset == "scope"])

@@ -171,21 +171,39 @@ def serve(
 def evaluate(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default evals/report)."),
     thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="Minimum figures (default evals/thresholds.toml)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Answer from this folder of documents instead "
+                                          "(indexed on its own under index/corpora/)."),
+    qa: Optional[Path] = typer.Option(None, "--qa", help="Your own QA cases (JSONL; schema in the README)."),
+    scope: Optional[Path] = typer.Option(None, "--scope", help="Your own scope cases (JSONL)."),
+    safety: Optional[Path] = typer.Option(None, "--safety", help="Your own safety cases (JSONL)."),
+    compare: Optional[Path] = typer.Option(None, "--compare", help="An earlier report.json (or its folder): show "
+                                           "what changed, metric by metric and case by case."),
+    max_failures: int = typer.Option(20, "--max-failures", help="Failed cases listed in the summary."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the baseline retrievers."),
     index_dir: Optional[Path] = IndexDir,
     chroma_host: Optional[str] = ChromaHost,
     chroma_port: Optional[int] = ChromaPort,
     verbose: bool = Verbose,
 ) -> None:
-    """Score the assistant on evals/ and write a report; exit 1 when a metric is under its threshold."""
+    """Score the assistant on evals/ (or on your own files) and write a report; exit 1 when a metric
+    is under its threshold, 2 when a data file is broken."""
     _logging(verbose)
     from .evaluation import run_from_cli
 
+    settings = _settings(index_dir, chroma_host, chroma_port)
+    if corpus is not None:
+        if not corpus.is_dir():
+            raise UsageError(f"--corpus {corpus}: not a folder")
+        settings = settings.for_corpus(corpus, keep_index_dir=index_dir is not None)
+    files = {"qa": qa, "scope": scope, "safety": safety}
     code = run_from_cli(
         out_dir=out_dir,
         thresholds=thresholds,
         baselines=not no_baselines,
-        settings=_settings(index_dir, chroma_host, chroma_port),
+        settings=settings,
+        files={k: v for k, v in files.items() if v is not None},
+        compare=compare,
+        max_failures=max_failures,
     )
     raise typer.Exit(code)
 

@@ -60,6 +60,20 @@ class Settings(BaseSettings):
     concurrency_limit: int = 8
     log_level: str = "WARNING"
 
+    def for_corpus(self, corpus_dir: Path, keep_index_dir: bool = False) -> "Settings":
+        """These settings answering from another folder of documents (a clinic's own leaflets). Its
+        index lives beside the default one, under index/corpora/, so the default index is untouched."""
+        import hashlib
+
+        corpus_dir = Path(corpus_dir).resolve()
+        update: dict = {"corpus_dir": corpus_dir}
+        if not keep_index_dir and not self.chroma_host:
+            tag = hashlib.sha1(str(corpus_dir).encode()).hexdigest()[:10]
+            update["index_dir"] = self.index_dir / "corpora" / f"{corpus_dir.name}-{tag}"
+        if self.chroma_host:  # one server holds many collections: give this corpus its own
+            update["collection"] = f"{self.collection}_{hashlib.sha1(str(corpus_dir).encode()).hexdigest()[:10]}"
+        return self.model_copy(update=update)
+
     def resolved_precision(self) -> str:
         if self.embedding_backend != "onnx":
             return "fp32"

@@ -113,6 +113,20 @@ def case_failures(r: CaseRecord) -> list[str]:
     return reasons
 
 
+def format_failures(run: EvalRun, limit: int = 20) -> str:
+    """pytest's short summary: one line per failed case, its set, id and first reason."""
+    failed = failed_cases(run)
+    if not failed:
+        return ""
+    out = [f"failed cases ({len(failed)}):"]
+    for r, reasons in failed[:limit]:
+        more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        out.append(f"FAILED {r.dataset}/{r.case.id}: {reasons[0]}{more} | {_inline(r.case.prompt, 70)}")
+    if len(failed) > limit:
+        out.append(f"... {len(failed) - limit} more in report.md (--max-failures to show more)")
+    return "\n".join(out)
+
+
 def failed_cases(run: EvalRun) -> list[tuple[CaseRecord, list[str]]]:
     out = []
     for r in run.records:

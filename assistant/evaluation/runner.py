@@ -65,21 +65,32 @@ class EvalRun:
 # ---------------------------------------------------------------- data
 
 
-def load_datasets(data_dir: Path = EVALS_DIR, corpus_dir: Path | None = None) -> tuple[list[QACase], list[ScopeCase], list[SafetyCase], list[str]]:
-    """Load and validate every set in ``data_dir``; raises DatasetError when the QA set does not match
-    the corpus or the folder holds none of the three files. A missing file is noted, not an error:
-    a blind batch may hold only QA or only safety messages."""
+def load_datasets(data_dir: Path = EVALS_DIR, corpus_dir: Path | None = None,
+                  files: dict[str, Path] | None = None) -> tuple[list[QACase], list[ScopeCase], list[SafetyCase], list[str]]:
+    """Load and validate every set in ``data_dir``, or only the ``files`` given by set name ("qa",
+    "scope", "safety": a clinic's own sets); raises DatasetError when the QA set does not match the
+    corpus, a given file is missing, or there is no set at all. A set absent from the folder is
+    noted, not an error: a blind batch may hold only QA or only safety messages."""
     notes: list[str] = []
     sets: list[list] = []
-    for name, loader in (("qa.jsonl", load_qa), ("scope.jsonl", load_scope), ("safety.jsonl", load_safety)):
-        path = data_dir / name
-        if path.is_file():
+    for name, loader in (("qa", load_qa), ("scope", load_scope), ("safety", load_safety)):
+        if files:
+            path = files.get(name)
+            if path is None:
+                sets.append([])
+                continue
+            if not Path(path).is_file():
+                raise DatasetError(f"--{name} {path}: no such file")
+        else:
+            path = data_dir / f"{name}.jsonl"
+        if Path(path).is_file():
             sets.append(loader(path))
         else:
             sets.append([])
             notes.append(f"{path} not found: its metrics are not computed")
-    if len(notes) == len(sets):
-        raise DatasetError(f"{data_dir} holds none of qa.jsonl, scope.jsonl, safety.jsonl")
+    if not any(sets) and (files or len(notes) == len(sets)):
+        raise DatasetError("no eval cases: the files given are empty" if files else
+                           f"{data_dir} holds none of qa.jsonl, scope.jsonl, safety.jsonl")
     qa, scope, safety = sets
     if corpus_dir is not None and qa:
         problems = validate_evidence(qa, corpus_dir)
@@ -151,6 +162,7 @@ def run_suite(
     answer_fn: AnswerFn,
     *,
     data_dir: Path = EVALS_DIR,
+    files: dict[str, Path] | None = None,
     corpus_dir: Path | None = None,
     baselines: bool = True,
     embedder=None,
@@ -162,7 +174,7 @@ def run_suite(
     every eval set, optionally beside the baselines, and check the thresholds."""
     started = time.perf_counter()
     corpus_dir = Path(corpus_dir) if corpus_dir is not None else PROJECT_ROOT / "corpus"
-    qa, scope, safety, notes = load_datasets(Path(data_dir), corpus_dir)
+    qa, scope, safety, notes = load_datasets(Path(data_dir), corpus_dir, files)
 
     t0 = time.perf_counter()
     _to_dict(answer_fn(WARM_UP_QUESTION, history=None))  # load models and index outside the timings
@@ -201,7 +213,10 @@ def run_suite(
         },
     )
     if thresholds is not None:
-        run.checks = check_thresholds(metrics, load_thresholds(thresholds) if isinstance(thresholds, Path) else thresholds)
+        limits = load_thresholds(thresholds) if isinstance(thresholds, Path) else thresholds
+        if files:  # a clinic's own sets: gate only what they measure
+            limits = {k: v for k, v in limits.items() if metrics.get(k) is not None}
+        run.checks = check_thresholds(metrics, limits)
     run.info["duration_s"] = round(time.perf_counter() - started, 2)
     return run
 
@@ -245,19 +260,30 @@ def run_from_cli(
     thresholds: Path | None = None,
     baselines: bool = True,
     settings: Settings | None = None,
+    files: dict[str, Path] | None = None,
+    compare: Path | None = None,
+    max_failures: int = 20,
 ) -> int:
-    """What ``backpain eval`` runs: the whole suite through the public API, the report in
-    ``out_dir`` (default ``evals/report``), a summary table on stdout. Returns the exit code:
-    0 when every threshold holds, 1 when any metric is below its threshold (or could not be
-    computed), 2 when the data sets are broken."""
-    from .report import format_summary, write_report
+    """What ``backpain eval`` runs: the whole suite (or the ``files`` given) through the public API,
+    the report in ``out_dir`` (default ``evals/report``), a summary on stdout, and with ``compare``
+    the changes since an earlier report.json. Returns the exit code: 0 when every threshold holds,
+    1 when any metric is below its threshold (or could not be computed), 2 when the data sets are
+    broken."""
+    from .compare import compare_reports, load_report
+    from .report import format_failures, format_summary, render_json, write_report
 
     out_dir = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
     thresholds = Path(thresholds) if thresholds is not None else DEFAULT_THRESHOLDS
+    files = {k: Path(v) for k, v in (files or {}).items() if v is not None}
 
     def progress(msg: str) -> None:
         print(f"  {msg}", file=sys.stderr, flush=True)
 
+    try:
+        old = load_report(compare) if compare is not None else None
+    except DatasetError as exc:
+        print(f"eval data error: {exc}", file=sys.stderr)
+        return 2
     if settings is None:
         from .. import answer as answer_fn
         from ..settings import get_settings
@@ -278,12 +304,18 @@ def run_from_cli(
         print(f"warning: {thresholds} not found, no thresholds checked", file=sys.stderr)
 
     try:
-        run = run_suite(answer_fn, corpus_dir=corpus_dir, baselines=baselines, thresholds=limits, progress=progress)
+        run = run_suite(answer_fn, files=files or None, corpus_dir=corpus_dir, baselines=baselines, thresholds=limits,
+                        progress=progress)
     except DatasetError as exc:
         print(f"eval data error: {exc}", file=sys.stderr)
         return 2
     paths = write_report(run, out_dir)
     print(format_summary(run))
+    failures = format_failures(run, max_failures)
+    if failures:
+        print("\n" + failures)
+    if old is not None:
+        print("\n" + compare_reports(old, render_json(run), str(compare)).format())
     print(f"\nreport: {paths['md']}")
     if run.failed_checks:
         names = ", ".join(c.metric for c in run.failed_checks)

@@ -158,6 +158,7 @@ class Assistant:
         state.result = AnswerResult(
             kind="answer",
             text="\n\n".join(parts),
+            answer_text=composition.text,
             citations=composition.citations,
             safety=state.safety,
             contexts=retrieved.contexts,

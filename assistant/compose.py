@@ -8,11 +8,11 @@ reading order so the answer reads like the article rather than a shuffled list.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 from .results import Citation, Context
-from .retrieval import Retrieved, Retriever, words
+from .retrieval import Retrieved, Retriever, _stopwords, words
 
 DISCLAIMER = (
     "_General information from the sources above, not medical advice. If your pain is severe, "
@@ -54,9 +54,32 @@ _REFERENCE_ONLY = re.compile(r"^\(?\d+\)?\.?$")
 # sentences about the article rather than the topic ("In this article we will explore ...")
 _META = re.compile(
     r"\b(this article|this blog|this guide|this question|let's explore|"
-    r"read(ing)? more|consider reading|below are|here are|here is)\b",
+    r"read(ing)? more|consider reading|below are|here are|here is|"
+    r"(things|what) you (need|should|must|ought) (to )?know)\b",
     re.IGNORECASE,
 )
+
+
+# A sentence that leans on the one before it ("Despite these benefits, ...", "This is why ...")
+# reads as a dangling reference when that sentence is not in the answer.
+_LEANS_BACK = re.compile(
+    r"^(this|these|that|those|such|it|they|despite (this|these|that|those)|because of (this|that)|as a result|"
+    r"that'?s why|this is why|for this reason|in (this|that) case)\b", re.IGNORECASE)
+# Connectives that only link to the sentence before: dropped when that sentence is not shown.
+_CONNECTIVE = re.compile(r"^(so|also|but|and|however|moreover|furthermore|in addition|additionally|therefore|thus|"
+                         r"besides|then|well|now|of course|indeed|as (i|we)( have)? (mentioned|said|noted|explained|saw)"
+                         r"( above| before| earlier)?),?\s+", re.IGNORECASE)
+# A sentence with fewer content words than this says nothing on its own ("So you must adopt a good
+# posture."), unless it carries a number.
+MIN_CONTENT_WORDS = 4
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|sixty|"
+                     r"once|twice|half|hours?|minutes?|weeks?|days?|daily|miles?|steps)\b", re.IGNORECASE)
+# Questions that want a figure first (how long, how often) and questions that want steps (how do I).
+_WANTS_FIGURE = re.compile(r"\b(how (long|often|many|far|much|fast|soon|quickly)|what (distance|pace|speed)|"
+                           r"how many times|minutes|when can i|when should i)\b", re.IGNORECASE)
+_WANTS_STEPS = re.compile(r"\b(how (do|should|can|could|would) (i|you|we)|how to|what('?s| is) the (best|right) way to|"
+                          r"what steps|steps to|tips (for|on|to)|where do i start|how do i (start|begin|get started))\b",
+                          re.IGNORECASE)
 
 
 @dataclass
@@ -79,7 +102,12 @@ class _Candidate:
 def _usable(text: str, is_item: bool) -> bool:
     if (_QUESTIONISH.search(text) and not _RHETORICAL_FACT.search(text)) or _BARE_INTRO.search(text) or _REFERENCE_ONLY.match(text) or _META.search(text):
         return False
-    return is_item or len(text.split()) >= 5
+    if is_item:
+        return True
+    if len(text.split()) < 5:
+        return False
+    stop = _stopwords()
+    return len([w for w in words(text) if w not in stop]) >= MIN_CONTENT_WORDS or bool(_NUMBER.search(text))
 
 
 class Composer:
@@ -161,8 +189,38 @@ class Composer:
             group_best[c.chunk_row] = max(group_best.get(c.chunk_row, -1.0), c.score)
         return sorted(out, key=lambda c: (-group_best[c.chunk_row], c.position))
 
+    def with_what_they_lean_on(self, chosen: list[_Candidate]) -> list[_Candidate]:
+        """A sentence that starts "These benefits ..." gets the sentence before it, while the answer
+        has room. (Scoring such sentences down instead cost key facts on every eval set.)"""
+        out = list(chosen)
+        have = {c.row for c in out}
+        for cand in chosen:
+            if len(out) >= self.max_sentences or cand.is_item or not _LEANS_BACK.match(cand.text):
+                continue
+            before = [r for r in self.rows_by_chunk[cand.chunk_row] if int(self.sent_meta[r]["position"]) == cand.position - 1]
+            if before and before[0] not in have and not self.sent_meta[before[0]].get("is_item"):
+                row = before[0]
+                out.append(_Candidate(row, cand.chunk_row, cand.rank, cand.position - 1, self.sent_text[row], False, cand.score))
+                have.add(row)
+        return out
+
+    @staticmethod
+    def answer_first(ordered: list[_Candidate], question: str) -> list[_Candidate]:
+        """The sentence that answers goes first: the best one, or for "how long / how often" the best
+        one that holds a figure. The rest keep their reading order."""
+        leads = [c for c in ordered if not c.is_item and not c.text.rstrip().endswith(":")]
+        if _WANTS_FIGURE.search(question):
+            leads = [c for c in leads if _NUMBER.search(c.text)] or leads
+        if not leads:
+            return ordered
+        lead = max(leads, key=lambda c: c.score)
+        return [lead, *[c for c in ordered if c is not lead]]
+
     def compose(self, retrieved: Retrieved, contexts: list[Context]) -> Composition:
-        return self.render(self.with_list_intros(self.select(self.candidates(retrieved))), contexts)
+        question = retrieved.query.message
+        chosen = self.with_list_intros(self.with_what_they_lean_on(self.select(self.candidates(retrieved))))
+        steps = bool(_WANTS_STEPS.search(question)) and not _WANTS_FIGURE.search(question)
+        return self.render(self.answer_first(chosen, question), contexts, steps=steps)
 
     def quote_passages(self, contexts: list[Context], limit: int = 8) -> Composition:
         """The passages themselves, in order: for questions that ask for a whole list (warning signs)."""
@@ -177,13 +235,19 @@ class Composer:
                     chosen.append(_Candidate(row, chunk_row, rank, int(self.sent_meta[row]["position"]), text, is_item, 1.0))
         return self.render(chosen, contexts)
 
-    def render(self, chosen: list[_Candidate], contexts: list[Context]) -> Composition:
+    def render(self, chosen: list[_Candidate], contexts: list[Context], steps: bool = False) -> Composition:
+        """Sentences with their [n]; a how-to answer without a list of its own becomes numbered steps.
+        Each citation quotes only the sentences used, inside the passage they came from."""
         by_chunk = {ctx.chunk_id: ctx for ctx in contexts}
         numbers: dict[int, int] = {}
         citations: list[Citation] = []
         lines: list[str] = []
         paragraph: list[str] = []
+        used: dict[int, list[_Candidate]] = {}
+        steps = steps and len(chosen) > 1 and not any(c.is_item for c in chosen)
+        previous: _Candidate | None = None
         for cand in chosen:
+            used.setdefault(cand.chunk_row, []).append(cand)
             if cand.chunk_row not in numbers:
                 numbers[cand.chunk_row] = len(numbers) + 1
                 chunk_id = self.retriever.chunk_ids[cand.chunk_row]
@@ -199,8 +263,16 @@ class Composer:
                         score=ctx.score if ctx else cand.score,
                     )
                 )
-            marked = f"{cand.text} [{numbers[cand.chunk_row]}]"
-            if cand.is_item:
+            text = cand.text
+            follows = previous is not None and previous.chunk_row == cand.chunk_row and previous.position == cand.position - 1
+            if not follows and not cand.is_item:
+                stripped = _CONNECTIVE.sub("", text, count=1)
+                text = stripped[:1].upper() + stripped[1:] if stripped != text else text
+            previous = cand
+            marked = f"{text} [{numbers[cand.chunk_row]}]"
+            if steps:
+                lines.append(f"{len(lines) + 1}. {marked}")
+            elif cand.is_item:
                 if paragraph:
                     lines.append(" ".join(paragraph))
                     paragraph = []
@@ -208,10 +280,18 @@ class Composer:
             else:
                 if lines and lines[-1].startswith("- ") and not paragraph:
                     lines.append("")
+                if paragraph and text.rstrip().endswith(":"):  # a list's opener starts its own line
+                    lines.append(" ".join(paragraph))
+                    paragraph = []
                 paragraph.append(marked)
         if paragraph:
             lines.append(" ".join(paragraph))
         body = "\n".join(lines).replace("\n\n\n", "\n\n")
+        row_of_number = {n: row for row, n in numbers.items()}
+        citations = [
+            replace(c, passage=c.quote, quote=" ".join(x.text for x in sorted(used[row_of_number[c.n]], key=lambda x: x.position)))
+            for c in citations
+        ]
         return Composition(text=body, citations=citations)
 
 

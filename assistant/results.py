@@ -88,8 +88,9 @@ class Citation:
     title: str
     source: str
     section: str
-    quote: str
+    quote: str  # the sentences the answer used, as written in the source
     score: float
+    passage: str = ""  # the whole passage they sit in, shown with the quote highlighted
 
     def to_dict(self) -> dict:
         return {
@@ -98,6 +99,7 @@ class Citation:
             "source": self.source,
             "section": self.section,
             "quote": self.quote,
+            "passage": self.passage or self.quote,
             "score": round(float(self.score), 4),
         }
 
@@ -114,12 +116,16 @@ class AnswerResult:
     # "near_topic" (another joint, a route, insurance: named in the text) or "not_a_doctor" (asked to
     # prescribe, diagnose or act as a clinician)
     reason: str = ""
+    # the answer alone: the composed sentences, without the notes and the disclaimer around them
+    # (what the evaluation searches for key facts, so boilerplate never counts as an answer)
+    answer_text: str = ""
 
     def to_dict(self) -> dict:
         return {
             "kind": self.kind,
             "reason": self.reason,
             "text": self.text,
+            "answer_text": self.answer_text,
             "citations": [c.to_dict() for c in self.citations],
             "safety": self.safety.to_dict(),
             "contexts": [c.to_dict() for c in self.contexts],

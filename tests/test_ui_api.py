@@ -203,6 +203,16 @@ def test_sources_are_escaped_details_with_the_quote():
     assert "A \u203a B" in html
 
 
+def test_the_quoted_sentences_are_highlighted_inside_their_escaped_passage():
+    cites = [{"n": 1, "title": "T", "source": "s.md", "section": "", "score": 0.5,
+              "passage": "Walking helps. Start with <b>ten</b> minutes a day. Then build up slowly.",
+              "quote": "Start with <b>ten</b> minutes a day."}]
+    html = render.sources_html(cites)
+    assert '<mark class="bp-source__used">Start with &lt;b&gt;ten&lt;/b&gt; minutes a day.</mark>' in html
+    assert "Walking helps." in html and "Then build up slowly." in html  # the context is shown, unmarked
+    assert html.count("<mark") == 1 and "<b>" not in html
+
+
 def test_red_flag_reply_has_banner_above_reasons():
     result = {
         "kind": "red_flag",

@@ -141,8 +141,24 @@ def _section_label(section: str) -> str:
     return " \u203a ".join(p.strip() for p in str(section or "").split(" > ") if p.strip())
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def quote_in_passage_html(passage: str, quote: str) -> str:
+    """The passage, with the sentences the answer used marked (``<mark>``): the reader sees both
+    what was quoted and what surrounds it. Both are escaped before any tag is added."""
+    passage = " ".join(str(passage or quote).split())
+    out = _inline_html(passage)
+    for sentence in _SENTENCE_END.split(" ".join(str(quote).split())):
+        piece = _inline_html(sentence)
+        if piece and piece in out:
+            out = out.replace(piece, f'<mark class="bp-source__used">{piece}</mark>', 1)
+    return out
+
+
 def sources_html(citations: Iterable[dict[str, Any]]) -> str:
-    """Numbered sources, each a keyboard-operable ``<details>`` with the exact quoted passage."""
+    """Numbered sources, each a keyboard-operable ``<details>`` with the passage and, highlighted in
+    it, the exact sentences quoted."""
     items = []
     for c in citations:
         n = escape_html(c.get("n", "?"))
@@ -151,7 +167,7 @@ def sources_html(citations: Iterable[dict[str, Any]]) -> str:
         if section.casefold() == str(c.get("title") or "").strip().casefold():
             section = ""  # the article's own heading: saying it twice helps nobody
         section_html = f'<span class="bp-source__section">{escape_html(section)}</span>' if section else ""
-        quote = _inline_html(c.get("quote", "")) if c.get("quote") else "<em>(no passage)</em>"
+        quote = quote_in_passage_html(c.get("passage", ""), c["quote"]) if c.get("quote") else "<em>(no passage)</em>"
         source = escape_html(c.get("source", ""))
         items.append(
             f'<details class="bp-source" data-n="{n}">'

@@ -84,7 +84,9 @@ class CaseRecord:
     def key_fact_hits(self) -> list[bool]:
         if not self.is_answerable:
             return []
-        return m.key_fact_hits(self.text, self.case.key_facts)  # type: ignore[union-attr]
+        # the answer alone when the system says which part that is: notes and disclaimers are not facts
+        answer = self.result.get("answer_text")
+        return m.key_fact_hits(self.text if answer is None else str(answer), self.case.key_facts)  # type: ignore[union-attr]
 
     @cached_property
     def cites_evidence(self) -> bool:

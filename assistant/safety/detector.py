@@ -326,6 +326,8 @@ class Detector:
             # the whole message is scoped through its strongest clause
             ui = i if i < len(units) else int(np.argmax(unit_p[:, 1] + unit_p[:, 2]))
             s, e = units[ui]
+            if self._elsewhere(a.unit_texts[ui]):
+                continue
             level = "emergency" if p[i, 2] >= t.safety_emergency else "urgent"
             concept = self._concept_for(vectors[i], level)
             if concept is None:
@@ -343,6 +345,14 @@ class Detector:
             done.add(concept.id)
             mentions.append(m)
         return Signal(best_e, tuple(mentions))
+
+    def _elsewhere(self, clause: str) -> bool:
+        """A clause about the hands or wrists alone ("my hands go numb when I knit") is not a back red
+        flag, however close its wording is to one; the rules still read it."""
+        rules = self.matcher.rules
+        if rules.away_sites is None or not rules.away_sites.search(clause):
+            return False
+        return rules.flag_sites is None or not rules.flag_sites.search(clause)
 
     def _concept_for(self, vector: np.ndarray, level: str) -> Concept | None:
         """The rules concept of the nearest red-flag training example at this tier (for the reason)."""

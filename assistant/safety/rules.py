@@ -79,6 +79,10 @@ class Rules:
     unit_min_words: int
     unit_max_clauses: int
     source: str = ""  # the file's text, so anything derived from it can tell when it changed
+    # body sites away from the back, legs and trunk (hands, wrists, elbows), and the sites red flags
+    # live in: the learned detector does not raise a clause that names only the former
+    away_sites: re.Pattern[str] | None = None
+    flag_sites: re.Pattern[str] | None = None
 
 
 def load_rules(path: Path | None = None) -> Rules:
@@ -124,7 +128,10 @@ def load_rules(path: Path | None = None) -> Rules:
             if r not in contexts:
                 raise ValueError(f"concept {c.id!r} requires unknown context {r!r}")
     units = data.get("units") or {}
+    sites = data.get("body_sites") or {}
     return Rules(
+        away_sites=_compile(sites.get("away") or [], macros),
+        flag_sites=_compile(sites.get("red_flag") or [], macros),
         concepts=concepts,
         contexts=contexts,
         idioms=_compile(data.get("idioms") or [], macros),

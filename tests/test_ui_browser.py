@@ -219,12 +219,15 @@ def test_answer_with_sources_vote_and_comment(open_page, bot, browser_settings):
     assert "[1]" in reply.inner_text()
     assert _norm(expected["citations"][0]["title"]) in _norm(sources.first.locator("summary").inner_text())
 
-    # Expand the first source and read the exact quoted passage.
+    # Expand the first source: the whole passage, with the exact quoted sentences highlighted in it.
     quote = sources.first.locator(".bp-source__quote")
     assert not quote.is_visible()
     sources.first.locator("summary").click()
     quote.wait_for(state="visible")
-    assert _norm(quote.inner_text()) == _norm(expected["citations"][0]["quote"])
+    assert _norm(quote.inner_text()) == _norm(expected["citations"][0]["passage"])
+    used = quote.locator("mark.bp-source__used")
+    assert used.count() >= 1
+    assert _norm(" ".join(used.all_inner_texts())) == _norm(expected["citations"][0]["quote"])
     _shot(page, "desktop-02-answer-source-open")
 
     # Like it, add a comment, find the row in SQLite.

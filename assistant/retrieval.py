@@ -9,6 +9,7 @@ distinctive words. Everything but the query embedding is precomputed at load tim
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import threading
@@ -198,8 +199,14 @@ class Retriever:
     # ------------------------------------------------------------ query analysis
 
     def knows(self, word: str) -> bool:
-        """The corpus or the lexicon uses this word, in some inflection ("belts" for "belt")."""
-        return word in self.vocab or self._stem([word])[0] in self._vocab_stems
+        """The corpus or the lexicon uses this word, in some inflection ("belts" for "belt"), or a
+        longer word it begins ("spondylo-" of "spondylolisthesis", half-remembered)."""
+        if word in self.vocab or self._stem([word])[0] in self._vocab_stems:
+            return True
+        if len(word) < 6:
+            return False
+        i = bisect.bisect_left(self._vocab_list, word)
+        return i < len(self._vocab_list) and self._vocab_list[i].startswith(word)
 
     def _index_words(self, text: str) -> list[str]:
         stop = _stopwords()

@@ -31,6 +31,7 @@ NAME_PIECES = 3
 # Rare words shaped like descriptions or actions ("creaky", "jolting", "oiled", "gently") describe how
 # a person feels or moves, which the sources do cover; medical word endings keep a word a name.
 _DESCRIPTIVE = re.compile(r"(ing|ed|ly|[^e]y|ish)$")
+_PERSON = re.compile(r"(ist|ists|ician|icians)$")  # a podiatrist or a physician is who said it, not what is asked
 _UNIT = re.compile(r"(metre|meter|litre|liter|gram|gramme|inch|inche|mile|pound|stone)s?$")  # a quantity, not a name
 _MEDICAL_ENDING = re.compile(r"(itis|osis|algia|pathy|ology|therapy|ectomy|otomy|plasty|scopy|graphy|oid|ine|ol|en|ide|ate|ex)$")
 
@@ -125,7 +126,7 @@ class ScopeJudge:
     def _near_topic(self, concept: Concept, lowered: str) -> bool:
         """A subject the corpus itself talks about (knees, shoulders) is in scope when the question
         is about walking: how the knees or shoulders move in a stride is posture, not a knee problem."""
-        walking = bool(_WALKING.search(lowered))
+        walking = bool(_WALKING.search(lowered)) and not concept.even_with_back
         for m in concept.pattern.finditer(lowered):
             if not (walking and self._in_corpus(m.group(0))):
                 return True
@@ -141,7 +142,7 @@ class ScopeJudge:
         for w in dict.fromkeys(words):
             if len(w) < 5 or not w.isalpha() or self._known(w):
                 continue
-            if (_DESCRIPTIVE.search(w) and not _MEDICAL_ENDING.search(w)) or _UNIT.search(w):
+            if (_DESCRIPTIVE.search(w) and not _MEDICAL_ENDING.search(w)) or _UNIT.search(w) or _PERSON.search(w):
                 continue
             if self._known(w + "g"):  # g dropped in speech: "walkin", "stretchin"
                 continue

@@ -192,7 +192,7 @@ def test_the_red_flag_clause_of_a_long_example_is_taught_and_an_ordinary_lookali
                              screen.embedder.encode_uncached(pieces))
     assert list(y) == [2]
     wipe = [u for u in prepared[0].unit_texts if "wipe" in u]
-    assert np.allclose(x[0], screen.embedder.encode_uncached(wipe)[0], atol=1e-5)
+    assert np.allclose(x[0], screen.embedder.encode_uncached(wipe)[0], atol=6e-4)  # rounded to 3 decimals for training
 
 
 @pytest.mark.parametrize("message", [

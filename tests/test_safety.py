@@ -477,3 +477,26 @@ def test_a_negation_that_is_the_symptom_itself_does_not_cancel_it(screen, messag
     hungry") or retention ("hasn't had a wee") is worded with a negation, and is still the sign."""
     rank = {"none": 0, "urgent": 1, "emergency": 2}
     assert rank[screen.assess(message).level] >= rank[least]
+
+
+@pytest.mark.parametrize("message", [
+    "my fingers tingle a bit when I've been typing all afternoon, is walking at lunch a good idea?",
+    "my elbow aches after tennis, and my back is a bit stiff too, fine to walk?",
+    "the ache runs down the back of my thigh into my calf on one side, should I keep walking?",
+    "pulled my back shovelling the drive this morning, otherwise fine, walk or rest?",
+    "my legs r wrecked after a spin class lol and my back is tight, walk it off?",
+    "ive read about three different walking plans and im confused",
+])
+def test_ordinary_messages_near_a_red_flag_stay_ordinary(screen, message):
+    """Hands or arms alone, one leg, a real word that looks like a symptom's typo, exertion slang,
+    puzzlement: none is a red flag (written for this test, not taken from an eval set)."""
+    assert screen.assess(message).level == "none", screen.assess(message).reasons
+
+
+@pytest.mark.parametrize("message, level", [
+    ("both my legs have gone numb and heavy since this morning and my back is killing me", "emergency"),
+    ("my hands and both legs went numb after the fall", "emergency"),
+    ("mum is muddled and has a high temperature with her back pain", "emergency"),
+])
+def test_the_same_scoping_keeps_real_red_flags(screen, message, level):
+    assert screen.assess(message).level == level, screen.assess(message).reasons

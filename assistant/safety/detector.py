@@ -155,7 +155,7 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
     # ordinary, so those clauses teach that "and my back aches" alone is not a red flag
     ordinary_units = {u for e, a in zip(examples, prepared) if e.level == "none" for u in a.unit_texts}
     pieces = sorted(ordinary_units - set(texts))
-    x = embedder.encode_uncached(texts + pieces)
+    x = _settled(embedder.encode_uncached(texts + pieces))
     clause_x, clause_y = _red_flag_clauses(embedder, examples, prepared, labels, ordinary_units,
                                            x[: len(texts)], x[len(texts):])
     x_all = np.vstack([x, clause_x])
@@ -213,7 +213,7 @@ def _red_flag_clauses(
     none_found = np.zeros((0, messages.shape[1]), dtype=messages.dtype), np.zeros(0, dtype=int)
     if not clauses:
         return none_found
-    vector_of = dict(zip(clauses, embedder.encode_uncached(clauses)))
+    vector_of = dict(zip(clauses, _settled(embedder.encode_uncached(clauses))))
     centres = {c: _unit(messages[concepts == c].mean(axis=0)) for c in set(concepts[labels > 0])}
     out_x, out_y = [], []
     for i, units in candidates:
@@ -229,15 +229,29 @@ def _red_flag_clauses(
     return (np.stack(out_x), np.asarray(out_y)) if out_x else none_found
 
 
+def _settled(x: np.ndarray) -> np.ndarray:
+    """Vectors rounded to 3 decimals before training. An embedding differs in its last bits with the
+    batch it was computed in (padding), and vectors come from a disk cache filled at other times, so
+    unrounded inputs made the network, trained for a fixed number of epochs, land somewhere else on
+    every machine: dev false alarms varied from 0.010 to 0.049 with the same data."""
+    return np.round(x, 3).astype(np.float32)
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / (np.linalg.norm(v) or 1.0)
 
 
+# the code that turns an example into what the network sees: a change to it changes the weights
+_TRAINING_CODE = ("normalise.py", "analysis.py", "detector.py")
+
+
 def data_version(embedder: Embedder, rules_text: str, examples: list[Example]) -> str:
-    """Changes whenever anything the fitted weights depend on changes."""
+    """Changes whenever anything the fitted weights depend on changes, code included."""
     h = hashlib.sha256()
     for part in (embedder.model_name, embedder.precision, rules_text, repr(ARCHITECTURE)):
         h.update(part.encode())
+    for name in _TRAINING_CODE:
+        h.update((Path(__file__).parent / name).read_bytes())
     for e in examples:
         h.update(f"{e.level}\t{e.category}\t{e.text}\n".encode())
     return h.hexdigest()[:16]
@@ -330,7 +344,7 @@ class Detector:
                 continue
             level = "emergency" if p[i, 2] >= t.safety_emergency else "urgent"
             concept = self._concept_for(vectors[i], level)
-            if concept is None:
+            if concept is None or not self._sides_agree(concept, a):
                 continue
             status = self.matcher.status(a, concept, s, e, inside=True)
             m = Mention(concept, s, e, status, "learned", float(p[i, 2] if level == "emergency" else p_any[i]))
@@ -353,6 +367,11 @@ class Detector:
         if rules.away_sites is None or not rules.away_sites.search(clause):
             return False
         return rules.flag_sites is None or not rules.flag_sites.search(clause)
+
+    def _sides_agree(self, concept: Concept, a: Analysis) -> bool:
+        """A both-legs concept the model reads into a one-leg message is the one-sided kind."""
+        both = self.matcher.rules.both_sides
+        return not concept.id.startswith("bilateral") or both is None or bool(both.search(a.text))
 
     def _concept_for(self, vector: np.ndarray, level: str) -> Concept | None:
         """The rules concept of the nearest red-flag training example at this tier (for the reason)."""

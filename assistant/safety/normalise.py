@@ -96,11 +96,19 @@ def _normalise_ascii(text: str) -> tuple[str, list[int]]:
 
 
 
+def _is_english_word(token: str) -> bool:
+    """A word English uses at least once in a hundred million words ("shoveling") is a word, not a
+    typo of a symptom ("shivering"); misspellings are rarer ("numbess", "feaver")."""
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(token, "en") >= 2.0
+
+
 class TypoFixer:
     """Replaces likely misspellings of the rules' key words ("numbess", "bladdder") before matching.
 
-    A word is only corrected when the embedding model's own vocabulary does not know it, so real
-    words are never "fixed" into symptoms.
+    A word is only corrected when neither the embedding model's own vocabulary nor English word
+    frequencies know it, so real words are never "fixed" into symptoms.
     """
 
     def __init__(self, vocabulary: Iterable[str], protected: Iterable[str], known_words: Iterable[str]) -> None:
@@ -121,6 +129,8 @@ class TypoFixer:
             if len(tok) < 5 or tok in self._known:
                 continue
             fix = self._cache.get(tok, "")
+            if fix == "" and _is_english_word(tok):
+                fix = None
             if fix == "":
                 limit = 2 if len(tok) >= 9 else 1
                 best = process.extractOne(tok, vocab, scorer=Levenshtein.distance, score_cutoff=limit)

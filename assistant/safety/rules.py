@@ -83,6 +83,7 @@ class Rules:
     # live in: the learned detector does not raise a clause that names only the former
     away_sites: re.Pattern[str] | None = None
     flag_sites: re.Pattern[str] | None = None
+    both_sides: re.Pattern[str] | None = None  # what a bilateral_* concept needs the message to say
 
 
 def load_rules(path: Path | None = None) -> Rules:
@@ -132,6 +133,7 @@ def load_rules(path: Path | None = None) -> Rules:
     return Rules(
         away_sites=_compile(sites.get("away") or [], macros),
         flag_sites=_compile(sites.get("red_flag") or [], macros),
+        both_sides=_compile(sites.get("both_sides") or [], macros),
         concepts=concepts,
         contexts=contexts,
         idioms=_compile(data.get("idioms") or [], macros),

@@ -259,8 +259,9 @@ class Composer:
                         title=meta["title"],
                         source=meta["source"],
                         section=meta["section"],
-                        quote=self.retriever.chunk_text[cand.chunk_row],
+                        quote="",  # filled below with the sentences used
                         score=ctx.score if ctx else cand.score,
+                        passage=self.retriever.chunk_text[cand.chunk_row],
                     )
                 )
             text = cand.text
@@ -289,7 +290,7 @@ class Composer:
         body = "\n".join(lines).replace("\n\n\n", "\n\n")
         row_of_number = {n: row for row, n in numbers.items()}
         citations = [
-            replace(c, passage=c.quote, quote=" ".join(x.text for x in sorted(used[row_of_number[c.n]], key=lambda x: x.position)))
+            replace(c, quote=" ".join(x.text for x in sorted(used[row_of_number[c.n]], key=lambda x: x.position)))
             for c in citations
         ]
         return Composition(text=body, citations=citations)

@@ -195,13 +195,12 @@ def evaluate(
         if not corpus.is_dir():
             raise UsageError(f"--corpus {corpus}: not a folder")
         settings = settings.for_corpus(corpus, keep_index_dir=index_dir is not None)
-    files = {"qa": qa, "scope": scope, "safety": safety}
     code = run_from_cli(
         out_dir=out_dir,
         thresholds=thresholds,
         baselines=not no_baselines,
         settings=settings,
-        files={k: v for k, v in files.items() if v is not None},
+        files={"qa": qa, "scope": scope, "safety": safety},  # the sets not given are dropped there
         compare=compare,
         max_failures=max_failures,
     )

@@ -124,6 +124,8 @@ class Composer:
         for row, chunk_row in enumerate(retriever.sentence_chunk):
             self.rows_by_chunk.setdefault(int(chunk_row), []).append(row)
         self._stemmed = [set(retriever._stem(words(t))) for t in self.sent_text]
+        # whether a sentence can stand in an answer depends on the sentence alone: judged once here
+        self._usable = [_usable(t, bool(m.get("is_item"))) for t, m in zip(self.sent_text, self.sent_meta)]
 
     def candidates(self, retrieved: Retrieved, passages: int = 4) -> list[_Candidate]:
         qv = retrieved.query_vector
@@ -138,7 +140,7 @@ class Composer:
             for j, row in enumerate(rows):
                 text = self.sent_text[row]
                 is_item = bool(self.sent_meta[row].get("is_item"))
-                if not _usable(text, is_item):
+                if not self._usable[row]:
                     continue
                 overlap = len(keywords & self._stemmed[row]) / max(1, len(keywords)) if keywords else 0.0
                 w = SCORE_WEIGHTS
@@ -231,7 +233,7 @@ class Composer:
             for row in self.rows_by_chunk.get(chunk_row, []):
                 text = self.sent_text[row]
                 is_item = bool(self.sent_meta[row].get("is_item"))
-                if len(chosen) < limit and (_usable(text, is_item) or _BARE_INTRO.search(text)):
+                if len(chosen) < limit and (self._usable[row] or _BARE_INTRO.search(text)):
                     chosen.append(_Candidate(row, chunk_row, rank, int(self.sent_meta[row]["position"]), text, is_item, 1.0))
         return self.render(chosen, contexts)
 

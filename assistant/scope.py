@@ -5,8 +5,8 @@ So a question is declined when its specific content is something the corpus neve
 
 - a near-topic subject asked about without the back (another joint, a route, insurance);
 - a request to act as a clinician (prescribe, diagnose, sign a note), refused whatever else it says;
-- a topic concept the corpus does not cover (pregnancy, medicines, scans), checked against the
-  corpus when the index loads;
+- a topic concept the corpus does not cover (pregnancy, medicines, scans): the words that name it
+  in the question are looked up in the corpus;
 - a content word that is rare in English and absent from the corpus: the name of a drug, a gadget,
   a brand or a scan finding the sources have never heard of.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, Iterable, Literal
 
 from .settings import DATA_DIR, load_yaml
@@ -93,7 +94,7 @@ class ScopeRules:
 
 
 class ScopeJudge:
-    """Built once per index: knows the corpus's words and which uncovered concepts it actually covers."""
+    """Built once per index: knows the corpus's text and words, to tell what it covers."""
 
     def __init__(self, corpus_texts: Iterable[str], vocabulary: Callable[[str], bool], pieces: Callable[[str], int],
                  correct: Callable[[str], str] = lambda w: w, rules: ScopeRules | None = None) -> None:
@@ -101,8 +102,9 @@ class ScopeJudge:
         self._correct = correct  # retrieval's typo mapping onto the corpus vocabulary
         self._known = vocabulary  # True for a word the corpus (or the lexicon) uses, in any inflection
         self._pieces = pieces  # word pieces of a word in the embedding model's vocabulary
-        corpus = " ".join(" ".join(t.lower().split()) for t in corpus_texts)
-        self._corpus = corpus
+        self._corpus = " ".join(" ".join(t.lower().split()) for t in corpus_texts)
+        # the same few phrases come up again and again: a search of the whole corpus is done once each
+        self._in_corpus = lru_cache(maxsize=4096)(self._search_corpus)
 
     def judge(self, text: str, words: list[str], foreign: bool = False) -> ScopeDecision:
         """``text`` is the question as retrieval read it (typos mapped, follow-ups joined to what
@@ -132,7 +134,7 @@ class ScopeJudge:
                 return True
         return False
 
-    def _in_corpus(self, phrase: str) -> bool:
+    def _search_corpus(self, phrase: str) -> bool:
         return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", self._corpus) is not None
 
     def rare_unknown(self, words: Iterable[str]) -> list[str]:

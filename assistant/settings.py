@@ -66,12 +66,12 @@ class Settings(BaseSettings):
         import hashlib
 
         corpus_dir = Path(corpus_dir).resolve()
+        tag = hashlib.sha1(str(corpus_dir).encode()).hexdigest()[:10]
         update: dict = {"corpus_dir": corpus_dir}
-        if not keep_index_dir and not self.chroma_host:
-            tag = hashlib.sha1(str(corpus_dir).encode()).hexdigest()[:10]
-            update["index_dir"] = self.index_dir / "corpora" / f"{corpus_dir.name}-{tag}"
         if self.chroma_host:  # one server holds many collections: give this corpus its own
-            update["collection"] = f"{self.collection}_{hashlib.sha1(str(corpus_dir).encode()).hexdigest()[:10]}"
+            update["collection"] = f"{self.collection}_{tag}"
+        elif not keep_index_dir:
+            update["index_dir"] = self.index_dir / "corpora" / f"{corpus_dir.name}-{tag}"
         return self.model_copy(update=update)
 
     def resolved_precision(self) -> str:

@@ -304,7 +304,7 @@ def run_from_cli(
         print(f"warning: {thresholds} not found, no thresholds checked", file=sys.stderr)
 
     try:
-        run = run_suite(answer_fn, files=files or None, corpus_dir=corpus_dir, baselines=baselines, thresholds=limits,
+        run = run_suite(answer_fn, files=files, corpus_dir=corpus_dir, baselines=baselines, thresholds=limits,
                         progress=progress)
     except DatasetError as exc:
         print(f"eval data error: {exc}", file=sys.stderr)

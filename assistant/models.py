@@ -140,6 +140,9 @@ class Thresholds:
     safety_emergency: float  # P(emergency) of a clause at or above this is an emergency
     safety_any: float  # P(urgent or emergency) at or above this is at least urgent
     safety_unsure: float  # an urgent message with P(emergency) from here up also lists the emergency signs
+    # the detector raises a text only this close (cosine) to a red-flag example of the same tier:
+    # far from everything it was taught, its probabilities are extrapolation
+    safety_support: float = 0.0
 
     @classmethod
     def load(cls, spec: ModelSpec | None, path: Path | None = None) -> "Thresholds":
@@ -163,4 +166,5 @@ class Thresholds:
             safety_emergency=float(safety["emergency"]),
             safety_any=float(safety["any_level"]),
             safety_unsure=float(safety["unsure"]),
+            safety_support=float(safety.get("support", 0.0)),
         )

@@ -163,7 +163,37 @@ def test_unsure_adds_the_emergency_signs_to_an_urgent_reply(screen):
 def test_thresholds_file_names_the_detector_cut_offs():
     table = tomllib.loads((ROOT / "assistant" / "data" / "model_thresholds.toml").read_text())
     for key in ("minilm", "mpnet"):
-        assert set(table[key]["safety"]) == {"emergency", "any_level", "unsure"}
+        assert set(table[key]["safety"]) == {"emergency", "any_level", "unsure", "support"}
+
+
+def test_the_detector_raises_nothing_far_from_every_example_it_was_taught(screen):
+    """With the support cut-off above any similarity, the detector alone raises nothing; at zero it
+    raises the same message, so the cut-off is what decides."""
+    message = "since this morning I cannot feel the toilet paper when I wipe and my back is agony"
+    original = screen.thresholds
+    try:
+        screen.parts = frozenset({"detector"})
+        screen.set_thresholds(dataclasses.replace(original, safety_support=0.0))
+        open_ = screen.assess(message)
+        screen.set_thresholds(dataclasses.replace(original, safety_support=1.01))
+        closed = screen.assess(message)
+    finally:
+        screen.parts = frozenset({"rules", "detector"})
+        screen.set_thresholds(original)
+    assert open_.level == "emergency", open_
+    assert closed.level == "none" and not closed.reasons, closed
+
+
+def test_a_sentence_of_several_clauses_is_scored_whole(screen):
+    """A sign split by a clause break ("wiping ... and I couldn't feel the paper") is embedded as its
+    sentence too, and scoped through its strongest clause."""
+    a = screen.analyse("Back's been bad since Saturday. Wiping after the loo this morning, and I couldn't "
+                       "really feel the paper. Is that normal?")
+    assert len(a.unit_texts) >= 3
+    assert any("wiping" in t and "paper" in t for t in a.sentence_texts), a.sentence_texts
+    for (lo, hi), text in zip(a.sentence_units, a.sentence_texts):
+        assert 0 <= lo < hi <= len(a.units) and hi - lo >= 2
+    assert screen.sentences(a.original) == [*a.unit_texts, *a.sentence_texts, a.message_text]
 
 
 def test_the_red_flag_clause_of_a_long_example_is_taught_and_an_ordinary_lookalike_is_not(screen):

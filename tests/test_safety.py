@@ -319,6 +319,18 @@ def test_messy_text(screen, message, expected):
     assert _level(screen, message) == expected, screen.assess(message)
 
 
+@pytest.mark.parametrize("message, expected", [
+    ("It's been seven weeks now. I've done the walks and the stretches and it is exactly where it started.", "urgent"),
+    ("two months of daily walking and honestly no different, what now", "urgent"),
+    ("Since the summer it hasn't shifted at all despite the physio exercises.", "urgent"),
+    ("It's been seven weeks and it's so much better, nearly gone.", "none"),
+    ("Three days in and no better yet, how long does it usually take?", "none"),
+])
+def test_no_improvement_is_a_long_time_and_no_change_anywhere_in_the_message(screen, message, expected):
+    """The two parts of 'no better after about six weeks' combine in any order and any wording."""
+    assert screen.assess(message).level == expected
+
+
 @pytest.mark.parametrize("message", ["", "   ", "\n\n", "\U0001f600\U0001f600", "x" * 5000, "¿Caminar es bueno para la espalda?", "a" * 3 + " ." * 400])
 def test_odd_input_does_not_crash(screen, message):
     res = screen.assess(message)

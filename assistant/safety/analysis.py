@@ -39,6 +39,11 @@ class Analysis:
     # the whole message as the detector embeds it, when it has more than one clause: signs spread
     # over several clauses ("I'm 74 and smoke ... sudden pain ... throbbing in my tummy") add up
     message_text: str = ""
+    # sentences of two or more units (not the whole message), as the detector embeds them: a sign
+    # can sit across a clause break ("wiping after the loo and I couldn't feel the paper"); with the
+    # units each holds, as [first, last) unit indexes
+    sentence_texts: list[str] = field(default_factory=list)
+    sentence_units: list[tuple[int, int]] = field(default_factory=list)
     contexts_present: dict[str, bool] = field(default_factory=dict)
     # the rule matcher's mentions, kept with the analysis: they do not depend on any cut-off
     lexicon: list | None = None
@@ -167,6 +172,14 @@ class Analyser:
                 kept.append((s, e))
                 unit_texts.append(t)
 
+        sentence_texts: list[str] = []
+        sentence_units: list[tuple[int, int]] = []
+        for ss, se in sentence_spans:
+            inside = [i for i, (us, ue) in enumerate(kept) if ss <= us and ue <= se]
+            if 1 < len(inside) < len(kept):
+                sentence_texts.append(_clean(text[ss:se]))
+                sentence_units.append((inside[0], inside[-1] + 1))
+
         return Analysis(
             original=message or "",
             text=text,
@@ -180,6 +193,8 @@ class Analyser:
             units=kept,
             unit_texts=unit_texts,
             message_text=_clean(text) if len(unit_texts) > 1 else "",
+            sentence_texts=sentence_texts,
+            sentence_units=sentence_units,
         )
 
 

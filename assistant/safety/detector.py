@@ -320,11 +320,14 @@ class Detector:
         flagged at the same or a higher tier adds nothing."""
         assert self.thresholds is not None
         units = list(a.units)
-        texts = list(a.unit_texts)
+        texts = [*a.unit_texts, *a.sentence_texts]
         if not texts:
             return NO_SIGNAL
+        # the units each text is scoped through: its own, its sentence's, or every unit
+        groups = [(i, i + 1) for i in range(len(units))] + list(a.sentence_units)
         if a.message_text:
             texts.append(a.message_text)
+            groups.append((0, len(units)))
         vectors = self.embedder.encode(texts)
         p = self._model.probabilities(vectors)
         p_any = p[:, 1] + p[:, 2]
@@ -337,14 +340,15 @@ class Detector:
         for i in order:
             if p_any[i] < min(t.safety_any, t.safety_unsure, t.safety_emergency):
                 break
-            # the whole message is scoped through its strongest clause
-            ui = i if i < len(units) else int(np.argmax(unit_p[:, 1] + unit_p[:, 2]))
+            # a sentence or the whole message is scoped through its strongest clause
+            lo, hi = groups[i]
+            ui = lo + int(np.argmax(unit_p[lo:hi, 1] + unit_p[lo:hi, 2]))
             s, e = units[ui]
             if self._elsewhere(a.unit_texts[ui]):
                 continue
             level = "emergency" if p[i, 2] >= t.safety_emergency else "urgent"
-            concept = self._concept_for(vectors[i], level)
-            if concept is None or not self._sides_agree(concept, a):
+            concept, support = self._concept_for(vectors[i], level)
+            if concept is None or support < t.safety_support or not self._sides_agree(concept, a):
                 continue
             status = self.matcher.status(a, concept, s, e, inside=True)
             m = Mention(concept, s, e, status, "learned", float(p[i, 2] if level == "emergency" else p_any[i]))
@@ -373,8 +377,10 @@ class Detector:
         both = self.matcher.rules.both_sides
         return not concept.id.startswith("bilateral") or both is None or bool(both.search(a.text))
 
-    def _concept_for(self, vector: np.ndarray, level: str) -> Concept | None:
-        """The rules concept of the nearest red-flag training example at this tier (for the reason)."""
+    def _concept_for(self, vector: np.ndarray, level: str) -> tuple[Concept | None, float]:
+        """The rules concept of the nearest red-flag training example at this tier (for the reason),
+        and how near it is."""
         sims = vector @ self._model.positives
         sims[self._model.positive_levels != LEVEL_RANK[level]] = -2.0
-        return self._concepts.get(str(self._model.positive_categories[int(np.argmax(sims))]))
+        best = int(np.argmax(sims))
+        return self._concepts.get(str(self._model.positive_categories[best])), float(sims[best])

@@ -54,7 +54,7 @@ class SafetyScreen:
         """The texts the detector embeds for ``message``: its clauses and, with more than one, the
         whole message (normalised, idioms removed), so the caller can embed them in one batch."""
         a = self.analyse(message)
-        return [*a.unit_texts, a.message_text] if a.message_text else list(a.unit_texts)
+        return [*a.unit_texts, *a.sentence_texts, *([a.message_text] if a.message_text else [])]
 
     def analyse(self, message: str) -> Analysis:
         return self._analysis_cache.get_or_compute(message, lambda: self.analyser.prepare(message))

@@ -331,6 +331,15 @@ def test_no_improvement_is_a_long_time_and_no_change_anywhere_in_the_message(scr
     assert screen.assess(message).level == expected
 
 
+@pytest.mark.parametrize("message, expected", [
+    ("My lower back is stiff every morning for a good hour and loosens once I'm moving. I'm 29.", "urgent"),
+    ("takes me about 45 mins to loosen up each morning, back aches, better by lunchtime", "urgent"),
+    ("Back's a bit stiff first thing for five minutes, then fine. Walk daily?", "none"),
+])
+def test_long_morning_stiffness_that_eases_with_movement_is_urgent(screen, message, expected):
+    assert screen.assess(message).level == expected
+
+
 @pytest.mark.parametrize("message", ["", "   ", "\n\n", "\U0001f600\U0001f600", "x" * 5000, "¿Caminar es bueno para la espalda?", "a" * 3 + " ." * 400])
 def test_odd_input_does_not_crash(screen, message):
     res = screen.assess(message)

@@ -51,8 +51,9 @@ class SafetyScreen:
     # ------------------------------------------------------------------ public
 
     def sentences(self, message: str) -> list[str]:
-        """The texts the detector embeds for ``message``: its clauses and, with more than one, the
-        whole message (normalised, idioms removed), so the caller can embed them in one batch."""
+        """The texts the detector embeds for ``message``: its clauses, its sentences of several
+        clauses and, with more than one clause, the whole message (normalised, idioms removed), so
+        the caller can embed them in one batch."""
         a = self.analyse(message)
         return [*a.unit_texts, *a.sentence_texts, *([a.message_text] if a.message_text else [])]
 

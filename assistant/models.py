@@ -142,7 +142,7 @@ class Thresholds:
     safety_unsure: float  # an urgent message with P(emergency) from here up also lists the emergency signs
     # the detector raises a text only this close (cosine) to a red-flag example of the same tier:
     # far from everything it was taught, its probabilities are extrapolation
-    safety_support: float = 0.0
+    safety_support: float
 
     @classmethod
     def load(cls, spec: ModelSpec | None, path: Path | None = None) -> "Thresholds":
@@ -166,5 +166,5 @@ class Thresholds:
             safety_emergency=float(safety["emergency"]),
             safety_any=float(safety["any_level"]),
             safety_unsure=float(safety["unsure"]),
-            safety_support=float(safety.get("support", 0.0)),
+            safety_support=float(safety["support"]),
         )

@@ -54,6 +54,16 @@ class Analysis:
     def sentence_of(self, pos: int) -> int:
         return max(0, bisect.bisect_right(self.sentence_starts, pos) - 1)
 
+    def scored(self) -> tuple[list[str], list[tuple[int, int]]]:
+        """The texts the detector embeds (units, sentences of several units, the whole message) and,
+        for each, the [first, last) units it is scoped through."""
+        texts = [*self.unit_texts, *self.sentence_texts]
+        groups = [(i, i + 1) for i in range(len(self.units))] + list(self.sentence_units)
+        if self.message_text:
+            texts.append(self.message_text)
+            groups.append((0, len(self.units)))
+        return texts, groups
+
     def words(self, start: int, end: int) -> str:
         """The person's own words for text[start:end]."""
         if start >= end or not self.index:

@@ -3,9 +3,10 @@ layer) over the sentence vectors the pipeline already computes, trained at start
 labelled examples in ``data/red_flag_examples/``.
 
 Rules only see the wordings someone wrote a pattern for; the classifier generalises over the ways
-people describe the same thing (no "numb" in "can't feel the loo paper"). It scores every clause
-and the whole message; the rules' scoping (negated, past, hypothetical, educational) is applied to
-the clause that carries the signal, exactly as for a lexicon match. So it learns at both levels:
+people describe the same thing (no "numb" in "can't feel the loo paper"). It scores every clause,
+every sentence of several clauses and the whole message; the rules' scoping (negated, past,
+hypothetical, educational) is applied to the clause that carries the signal, exactly as for a
+lexicon match. So it learns at both levels:
 whole messages, single-clause fragments (``fragments_*.toml``), the clauses of ordinary messages as
 negatives, and the red-flag clause of each long red-flag example as a positive.
 
@@ -320,14 +321,9 @@ class Detector:
         flagged at the same or a higher tier adds nothing."""
         assert self.thresholds is not None
         units = list(a.units)
-        texts = [*a.unit_texts, *a.sentence_texts]
+        texts, groups = a.scored()
         if not texts:
             return NO_SIGNAL
-        # the units each text is scoped through: its own, its sentence's, or every unit
-        groups = [(i, i + 1) for i in range(len(units))] + list(a.sentence_units)
-        if a.message_text:
-            texts.append(a.message_text)
-            groups.append((0, len(units)))
         vectors = self.embedder.encode(texts)
         p = self._model.probabilities(vectors)
         p_any = p[:, 1] + p[:, 2]

@@ -54,8 +54,7 @@ class SafetyScreen:
         """The texts the detector embeds for ``message``: its clauses, its sentences of several
         clauses and, with more than one clause, the whole message (normalised, idioms removed), so
         the caller can embed them in one batch."""
-        a = self.analyse(message)
-        return [*a.unit_texts, *a.sentence_texts, *([a.message_text] if a.message_text else [])]
+        return self.analyse(message).scored()[0]
 
     def analyse(self, message: str) -> Analysis:
         return self._analysis_cache.get_or_compute(message, lambda: self.analyser.prepare(message))

@@ -143,6 +143,8 @@ class Thresholds:
     # the detector raises a text only this close (cosine) to a red-flag example of the same tier:
     # far from everything it was taught, its probabilities are extrapolation
     safety_support: float
+    # ...and nearer that example, by this much, than to any ordinary message or clause it was taught
+    safety_margin: float
 
     @classmethod
     def load(cls, spec: ModelSpec | None, path: Path | None = None) -> "Thresholds":
@@ -167,4 +169,5 @@ class Thresholds:
             safety_any=float(safety["any_level"]),
             safety_unsure=float(safety["unsure"]),
             safety_support=float(safety["support"]),
+            safety_margin=float(safety["margin"]),
         )

@@ -163,7 +163,7 @@ def test_unsure_adds_the_emergency_signs_to_an_urgent_reply(screen):
 def test_thresholds_file_names_the_detector_cut_offs():
     table = tomllib.loads((ROOT / "assistant" / "data" / "model_thresholds.toml").read_text())
     for key in ("minilm", "mpnet"):
-        assert set(table[key]["safety"]) == {"emergency", "any_level", "unsure", "support"}
+        assert set(table[key]["safety"]) == {"emergency", "any_level", "unsure", "support", "margin"}
 
 
 def test_the_detector_raises_nothing_far_from_every_example_it_was_taught(screen):
@@ -182,6 +182,40 @@ def test_the_detector_raises_nothing_far_from_every_example_it_was_taught(screen
         screen.set_thresholds(original)
     assert open_.level == "emergency", open_
     assert closed.level == "none" and not closed.reasons, closed
+
+
+def test_the_detector_raises_nothing_that_reads_more_like_an_ordinary_message(screen):
+    """The margin over the nearest ordinary message decides: at -2 (off) the detector alone raises the
+    message, at +2 (nothing is that much nearer a red flag) it raises nothing."""
+    message = "since this morning I cannot feel the toilet paper when I wipe and my back is agony"
+    original = screen.thresholds
+    try:
+        screen.parts = frozenset({"detector"})
+        screen.set_thresholds(dataclasses.replace(original, safety_margin=-2.0))
+        open_ = screen.assess(message)
+        screen.set_thresholds(dataclasses.replace(original, safety_margin=2.0))
+        closed = screen.assess(message)
+        screen.set_thresholds(original)
+        default = screen.assess(message)
+    finally:
+        screen.parts = frozenset({"rules", "detector"})
+        screen.set_thresholds(original)
+    assert open_.level == "emergency", open_
+    assert closed.level == "none" and not closed.reasons, closed
+    assert default.level == "emergency", default
+
+
+def test_the_ordinary_lookalikes_are_ordinary_messages_and_their_clauses(screen):
+    """The margin compares with ordinary and exertion examples only: hard negatives share a red
+    flag's words ("no numbness down there") and the rules' scoping handles them."""
+    from assistant.safety.detector import LOOKALIKE_KINDS
+
+    model = screen.detector._model
+    kinds = {e.kind for e in screen.detector.examples if e.level == "none"}
+    assert LOOKALIKE_KINDS < kinds
+    n_messages = sum(1 for e in screen.detector.examples if e.kind in LOOKALIKE_KINDS)
+    assert model.lookalikes.shape[0] == model.positives.shape[0]
+    assert model.lookalikes.shape[1] > n_messages  # their clauses too
 
 
 def test_a_sentence_of_several_clauses_is_scored_whole(screen):

@@ -131,7 +131,6 @@ class Analyser:
         triggers = {
             name: [Span(*m.span()) for m in pat.finditer(text)]
             for name, pat in (
-                ("negation_post", r.negation_post),
                 ("normal_finding", r.normal_finding),
                 ("historical", r.historical),
                 ("hypothetical", r.hypothetical),
@@ -141,12 +140,12 @@ class Analyser:
                 ("info_request", r.info_request),
             )
         }
+        # "prob nothing", "no feeling": wording that looks like a denial and is not, either side
         pseudo = [m.span() for m in r.pseudo_negation.finditer(text)]
-        triggers["negation_pre"] = [
-            Span(*m.span())
-            for m in r.negation_pre.finditer(text)
-            if not any(ps <= m.start() < pe for ps, pe in pseudo)
-        ]
+        for name, pat in (("negation_pre", r.negation_pre), ("negation_post", r.negation_post)):
+            triggers[name] = [
+                Span(*m.span()) for m in pat.finditer(text) if not any(ps <= m.start() < pe for ps, pe in pseudo)
+            ]
         for name, pat in (("resolution", r.resolution), ("clearance", r.clearance)):
             spans = []
             for m in pat.finditer(text):

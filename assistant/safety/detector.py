@@ -99,6 +99,10 @@ L2 = 1e-3
 # a red-flag example's clause this close to an ordinary clause or message is not taught as a red flag
 ORDINARY_LOOKALIKE = 0.8
 ARCHITECTURE = (HIDDEN_UNITS, EPOCHS, BATCH, LEARNING_RATE, L2, ORDINARY_LOOKALIKE)
+# the kinds of ordinary text a red flag must read less like than like a red-flag example; hard
+# negatives (negated, past, hypothetical, idioms) are left out: they share a red flag's wording and
+# the rules' scoping deals with them
+LOOKALIKE_KINDS = frozenset({"ordinary", "exertion"})
 
 
 @dataclass
@@ -112,6 +116,7 @@ class _Model:
     positives: np.ndarray  # (dim, n_pos) training vectors of the red-flag examples
     positive_categories: np.ndarray  # (n_pos,) rules concept ids
     positive_levels: np.ndarray  # (n_pos,) LEVEL_RANK of each
+    lookalikes: np.ndarray  # (dim, n) ordinary messages and their clauses (kinds in LOOKALIKE_KINDS)
     train_seconds: float
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -125,7 +130,7 @@ class _Model:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, train_seconds=np.float64(self.train_seconds),
-                 **{k: getattr(self, k) for k in ("w1", "b1", "w2", "b2", "positives", "positive_categories", "positive_levels")})
+                 **{k: getattr(self, k) for k in ("w1", "b1", "w2", "b2", "positives", "positive_categories", "positive_levels", "lookalikes")})
         tmp.replace(path)
 
     @classmethod
@@ -164,7 +169,7 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
     t0 = time.perf_counter()
     network = MLPClassifier(
         hidden_layer_sizes=(HIDDEN_UNITS,), alpha=L2, batch_size=BATCH, learning_rate_init=LEARNING_RATE,
-        max_iter=EPOCHS, random_state=0,
+        max_iter=EPOCHS, random_state=int(__import__("os").environ.get("SEED", "0")),
     )
     # training is the one large matrix job: it may use every inference thread (answers use one)
     with warnings.catch_warnings(), threadpool_limits(limits=embedder.settings.inference_threads, user_api="blas"):
@@ -172,6 +177,9 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
         network.fit(x_all, y_all)
     seconds = time.perf_counter() - t0
     pos = labels > 0
+    lookalike = [i for i, e in enumerate(examples) if e.kind in LOOKALIKE_KINDS]
+    lookalike_units = sorted({u for i in lookalike for u in prepared[i].unit_texts})
+    lookalikes = np.vstack([x[lookalike], _settled(embedder.encode_uncached(lookalike_units))])
     log.info("red-flag detector trained on %d examples (+%d ordinary clauses, +%d red-flag clauses) in %.2fs",
              len(examples), len(pieces), len(clause_y), seconds)
     return _Model(
@@ -182,6 +190,7 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
         positives=np.ascontiguousarray(x[: len(texts)][pos].T),
         positive_categories=np.asarray([e.category for e in examples if e.level != "none"]),
         positive_levels=labels[pos],
+        lookalikes=np.ascontiguousarray(lookalikes.T),
         train_seconds=seconds,
     )
 
@@ -252,7 +261,7 @@ def data_version(embedder: Embedder, rules_text: str, examples: list[Example]) -
     for part in (embedder.model_name, embedder.precision, rules_text, repr(ARCHITECTURE)):
         h.update(part.encode())
     for name in _TRAINING_CODE:
-        h.update((Path(__file__).parent / name).read_bytes())
+        h.update((Path(__file__).parent / name).read_bytes() + __import__("os").environ.get("SEED", "0").encode())
     for e in examples:
         h.update(f"{e.level}\t{e.category}\t{e.text}\n".encode())
     return h.hexdigest()[:16]
@@ -345,6 +354,10 @@ class Detector:
             level = "emergency" if p[i, 2] >= t.safety_emergency else "urgent"
             concept, support = self._concept_for(vectors[i], level)
             if concept is None or support < t.safety_support or not self._sides_agree(concept, a):
+                continue
+            # the network extrapolates: a text nearer an ordinary message than any red-flag example
+            # is taken as ordinary ("this back pain is", "she's seeing her doctor")
+            if support - float((vectors[i] @ self._model.lookalikes).max()) < t.safety_margin:
                 continue
             status = self.matcher.status(a, concept, s, e, inside=True)
             m = Mention(concept, s, e, status, "learned", float(p[i, 2] if level == "emergency" else p_any[i]))

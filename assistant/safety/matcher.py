@@ -91,7 +91,10 @@ class RuleMatcher:
         t = a.triggers
         affirmed = any(cs <= x.start < ce for x in t["affirmation"])
 
-        # negation: a trigger shortly before the mention (or, for a whole clause, inside it), or after it
+        # negation: a trigger shortly before the mention (or, for a whole clause, inside it), or after it.
+        # A pattern that is itself a denial ("didn't hurt it", "can't feel") is not undone by an
+        # earlier one ("I don't do sport and didn't hurt it")
+        own_denial = not inside and self.rules.negation_pre.match(a.text, s) is not None
         if negation and not affirmed:
             for x in t["negation_pre"]:
                 # a whole clause (learned detector): a negation that governs it, at its start
@@ -100,20 +103,26 @@ class RuleMatcher:
                     return NEGATED
                 if x.start < cs or x.start >= ce:
                     continue
-                if x.end <= s and len(WORD.findall(a.text, x.end, s)) <= self.rules.negation_window:
+                if not own_denial and x.end <= s and len(WORD.findall(a.text, x.end, s)) <= self.rules.negation_window:
                     return NEGATED
-            if inside and any(s <= x.start < e for x in t["normal_finding"]):
+            if inside and any(s <= x.start and x.end <= e for x in t["normal_finding"]):
                 return NEGATED
             for x in t["negation_post"]:
                 if e <= x.start < ce and len(WORD.findall(a.text, e, x.start)) <= self.rules.post_negation_window:
                     return NEGATED
 
-        # the past, and things already resolved or checked
-        if not c.history_is_risk:
+        # the past, and things already resolved or checked; a risk that lies in the past (cancer,
+        # a known aneurysm) stays a risk only for the writer or the person they write for
+        other = self._other_person(a, cs, ce, s, e, inside)
+        if not c.history_is_risk or (other and self.rules.first_person.search(a.text)):
             if any(cs <= x.start < ce for x in t["historical"]):
                 return HISTORICAL
             checks = {(x.start, x.end) for x in t["clearance"]}
+            # easing is part of some signs ("stop for a bit and it's gone"): not a resolution then
+            own = [m.span() for m in c.pattern.finditer(a.text, ss, se)] if c.pattern is not None else []
             for x in t["resolution"]:
+                if any(ms <= x.start < me for ms, me in own):
+                    continue
                 xi = a.clause_of(x.start)
                 if xi == ci:
                     return RESOLVED
@@ -136,8 +145,9 @@ class RuleMatcher:
                     if not _SELF_REPORT.search(a.text, x.end, e if inside else s):
                         return HYPOTHETICAL
 
-        # figure of speech or benign cause for this concept, within the sentence
-        if c.benign is not None and c.benign.search(a.text, ss, se):
+        # figure of speech or benign cause for this concept, within the sentence - unless denied
+        # ("I am not doing any diet")
+        if c.benign is not None and any(not self._negated_at(a, b.start()) for b in c.benign.finditer(a.text, ss, se)):
             if c.unless is None or not c.unless.search(a.text, ss, se):
                 return BENIGN
 
@@ -147,12 +157,19 @@ class RuleMatcher:
                 return MISSING_CONTEXT
 
         # another person (checked last: an emergency in someone else still raises the level)
-        if not self.rules.first_person.search(a.text, s, e):
-            for x in t["experiencer"]:
-                if cs <= x.start < ce and x.end <= (e if inside else s):
-                    if not self.rules.first_person.search(a.text, x.end, s if not inside else e):
-                        return OTHER if c.level == "emergency" or self._speaks_for_them(a) else ASIDE
+        if other:
+            return OTHER if c.level == "emergency" or self._speaks_for_them(a) else ASIDE
         return OWN
+
+    def _other_person(self, a: Analysis, cs: int, ce: int, s: int, e: int, inside: bool) -> bool:
+        """The clause is about someone else: a person named before the words, and no "I" between."""
+        if self.rules.first_person.search(a.text, s, e):
+            return False
+        for x in a.triggers["experiencer"]:
+            if cs <= x.start < ce and x.end <= (e if inside else s):
+                if not self.rules.first_person.search(a.text, x.end, s if not inside else e):
+                    return True
+        return False
 
     def _speaks_for_them(self, a: Analysis) -> bool:
         """A carer or relative writing about someone's urgent sign - not an aside in a message about
@@ -161,25 +178,22 @@ class RuleMatcher:
         r = self.rules
         if r.professional.search(a.text) or r.under_care.search(a.text):
             return False
-        return not r.first_person.search(a.text) or bool(r.carer.search(a.text))
+        return not r.own_report.search(a.text) or bool(r.carer.search(a.text))
 
     def context_present(self, a: Analysis, name: str) -> bool:
         hit = a.contexts_present.get(name)
         if hit is not None:
             return hit
-        found = False
-        for m in self.rules.contexts[name].finditer(a.text):
-            s, e = m.span()
-            ci = a.clause_of(s)
-            cs = a.clause_starts[ci]
-            negated = any(
-                cs <= x.start and x.end <= s and len(WORD.findall(a.text, x.end, s)) <= self.rules.negation_window
-                for x in a.triggers["negation_pre"]
-            )
-            if not negated:
-                found = True
-                break
+        found = any(not self._negated_at(a, m.start()) for m in self.rules.contexts[name].finditer(a.text))
         a.contexts_present[name] = found
         return found
+
+    def _negated_at(self, a: Analysis, pos: int) -> bool:
+        """A negation shortly before ``pos`` in its clause."""
+        cs = a.clause_starts[a.clause_of(pos)]
+        return any(
+            cs <= x.start and x.end <= pos and len(WORD.findall(a.text, x.end, pos)) <= self.rules.negation_window
+            for x in a.triggers["negation_pre"]
+        )
 
     # ------------------------------------------------------------------ analysis

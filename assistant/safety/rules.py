@@ -67,6 +67,7 @@ class Rules:
     clearance_negators: re.Pattern[str]
     experiencer: re.Pattern[str]
     first_person: re.Pattern[str]
+    own_report: re.Pattern[str]
     carer: re.Pattern[str]
     professional: re.Pattern[str]
     under_care: re.Pattern[str]
@@ -151,6 +152,7 @@ def load_rules(path: Path | None = None) -> Rules:
         clearance_negators=comp(sc["clearance_negators"]),
         experiencer=comp(sc["experiencer"]),
         first_person=comp(sc["first_person"]),
+        own_report=comp(sc["own_report"]),
         carer=comp(sc["carer"]),
         professional=comp(sc["professional"]),
         under_care=comp(sc["under_care"]),

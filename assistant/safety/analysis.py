@@ -154,6 +154,11 @@ class Analyser:
                         continue
                 spans.append(Span(*m.span()))
             triggers[name] = spans
+        # getting better, unless denied ("not getting better") or a prospect ("should get better")
+        triggers["improving"] = [
+            Span(*m.span()) for m in r.improving.finditer(text)
+            if not _negated_before(text, m.start(), triggers["negation_pre"], clause_starts, r)
+        ]
 
         # detector units: clauses, short ones joined to their neighbour within the sentence
         units: list[tuple[int, int]] = []

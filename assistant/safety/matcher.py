@@ -135,6 +135,11 @@ class RuleMatcher:
                 if (xs == si and x.start >= e) or (xs == si + 1 and (x.start, x.end) in checks):
                     return RESOLVED
 
+        # an urgent sign that is getting better in the same clause is settling; an emergency sign is
+        # not ("the numbness is a bit better" still needs to be seen today)
+        if c.level == "urgent" and any(cs <= x.start < ce for x in t["improving"]):
+            return RESOLVED
+
         # hypothetical / asking for information
         if not affirmed:
             for x in t["hypothetical"]:

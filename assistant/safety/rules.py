@@ -63,6 +63,7 @@ class Rules:
     post_negation_window: int
     historical: re.Pattern[str]
     resolution: re.Pattern[str]
+    improving: re.Pattern[str]
     clearance: re.Pattern[str]
     clearance_negators: re.Pattern[str]
     experiencer: re.Pattern[str]
@@ -148,6 +149,7 @@ def load_rules(path: Path | None = None) -> Rules:
         post_negation_window=int(sc.get("post_negation_window", 4)),
         historical=comp(sc["historical"]),
         resolution=comp(list(sc["resolution"]) + list(sc["clearance"])),
+        improving=comp(sc["improving"]),
         clearance=comp(sc["clearance"]),
         clearance_negators=comp(sc["clearance_negators"]),
         experiencer=comp(sc["experiencer"]),

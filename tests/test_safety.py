@@ -340,6 +340,36 @@ def test_long_morning_stiffness_that_eases_with_movement_is_urgent(screen, messa
     assert screen.assess(message).level == expected
 
 
+@pytest.mark.parametrize("message, expected", [
+    # a pseudo-negation ("no wee since...") stays inside its phrase: over a comma it is a plain denial
+    ("Sore low back from the garden. No tingling at all, peeing normally, legs strong. Walk today?", "none"),
+    ("Not had a wee since yesterday morning and my back is killing me.", "emergency"),
+    # an urgent sign getting better is settling; an emergency sign is not, and a hope is not progress
+    ("The pins and needles in my left calf are improving each week since the sciatica started. Walk more?", "none"),
+    ("The pins and needles in my left calf should get better, the GP said, but it's been a month.", "urgent"),
+    ("Numb round my back passage since Sunday, though it's getting a bit better each day.", "emergency"),
+    # someone else's past: a risk of theirs is past when the writer asks about their own back
+    ("My uncle had an aneurysm operated on ages ago. I'm 40 with a stiff back from decorating. Walk?", "none"),
+    ("Dad has a small aneurysm they keep an eye on and since lunchtime he has a new deep backache.", "emergency"),
+    # a question whether a condition causes something, or what a programme said, is information
+    ("Could a slipped disc cause numbness in both legs? Asking out of interest, my back is fine.", "none"),
+    ("Heard on a radio phone-in that bladder trouble with back pain is serious. Mine's just a sore back.", "none"),
+])
+def test_scoping_that_generalises(screen, message, expected):
+    assert screen.assess(message).level == expected, screen.assess(message)
+
+
+@pytest.mark.parametrize("message, expected", [
+    # cancer with a neurological sign, even in one leg, is an emergency (NICE NG234)
+    ("Had treatment for prostate cancer last year. New back pain and my right foot has gone numb.", "emergency"),
+    ("Had treatment for prostate cancer last year. New back pain this month, legs fine.", "urgent"),
+    ("Back aching for five weeks and I feel run down and not myself, my wife says I look grey.", "urgent"),
+    ("Bit of a cold this week, feel rough, and my back aches from coughing. Walk or rest?", "none"),
+])
+def test_cord_compression_and_feeling_unwell(screen, message, expected):
+    assert screen.assess(message).level == expected, screen.assess(message)
+
+
 @pytest.mark.parametrize("message", ["", "   ", "\n\n", "\U0001f600\U0001f600", "x" * 5000, "¿Caminar es bueno para la espalda?", "a" * 3 + " ." * 400])
 def test_odd_input_does_not_crash(screen, message):
     res = screen.assess(message)

@@ -169,7 +169,7 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
     t0 = time.perf_counter()
     network = MLPClassifier(
         hidden_layer_sizes=(HIDDEN_UNITS,), alpha=L2, batch_size=BATCH, learning_rate_init=LEARNING_RATE,
-        max_iter=EPOCHS, random_state=int(__import__("os").environ.get("SEED", "0")),
+        max_iter=EPOCHS, random_state=0,
     )
     # training is the one large matrix job: it may use every inference thread (answers use one)
     with warnings.catch_warnings(), threadpool_limits(limits=embedder.settings.inference_threads, user_api="blas"):
@@ -261,7 +261,7 @@ def data_version(embedder: Embedder, rules_text: str, examples: list[Example]) -
     for part in (embedder.model_name, embedder.precision, rules_text, repr(ARCHITECTURE)):
         h.update(part.encode())
     for name in _TRAINING_CODE:
-        h.update((Path(__file__).parent / name).read_bytes() + __import__("os").environ.get("SEED", "0").encode())
+        h.update((Path(__file__).parent / name).read_bytes())
     for e in examples:
         h.update(f"{e.level}\t{e.category}\t{e.text}\n".encode())
     return h.hexdigest()[:16]

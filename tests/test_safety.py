@@ -365,8 +365,11 @@ def test_scoping_that_generalises(screen, message, expected):
     ("Had treatment for prostate cancer last year. New back pain this month, legs fine.", "urgent"),
     ("Back aching for five weeks and I feel run down and not myself, my wife says I look grey.", "urgent"),
     ("Bit of a cold this week, feel rough, and my back aches from coughing. Walk or rest?", "none"),
+    # fragile bones: a fall with severe pain is an emergency, fragile bones with an ache are urgent
+    ("I've got osteoporosis and slipped off the kitchen step; the pain in my back is unbearable and I can't stand.", "emergency"),
+    ("I've got osteoporosis and my lower back has a mild ache after the weekend. Walk as usual?", "urgent"),
 ])
-def test_cord_compression_and_feeling_unwell(screen, message, expected):
+def test_cord_compression_fragile_bones_and_feeling_unwell(screen, message, expected):
     assert screen.assess(message).level == expected, screen.assess(message)
 
 

@@ -166,42 +166,30 @@ def test_thresholds_file_names_the_detector_cut_offs():
         assert set(table[key]["safety"]) == {"emergency", "any_level", "unsure", "support", "margin"}
 
 
-def test_the_detector_raises_nothing_far_from_every_example_it_was_taught(screen):
-    """With the support cut-off above any similarity, the detector alone raises nothing; at zero it
-    raises the same message, so the cut-off is what decides."""
+@pytest.mark.parametrize("cut_off, opened, closed", [
+    # the nearest red-flag example must be this close (cosine): 1.01 is closer than anything
+    ("safety_support", 0.0, 1.01),
+    # ...and nearer than every ordinary message and clause by this margin: +2 is more than any
+    ("safety_margin", -2.0, 2.0),
+])
+def test_the_detector_cut_offs_decide_what_it_raises(screen, cut_off, opened, closed):
+    """With the cut-off open the detector alone raises the message, shut it raises nothing, and the
+    shipped value raises it: the cut-off is what decides."""
     message = "since this morning I cannot feel the toilet paper when I wipe and my back is agony"
     original = screen.thresholds
     try:
         screen.parts = frozenset({"detector"})
-        screen.set_thresholds(dataclasses.replace(original, safety_support=0.0))
+        screen.set_thresholds(dataclasses.replace(original, **{cut_off: opened}))
         open_ = screen.assess(message)
-        screen.set_thresholds(dataclasses.replace(original, safety_support=1.01))
-        closed = screen.assess(message)
-    finally:
-        screen.parts = frozenset({"rules", "detector"})
-        screen.set_thresholds(original)
-    assert open_.level == "emergency", open_
-    assert closed.level == "none" and not closed.reasons, closed
-
-
-def test_the_detector_raises_nothing_that_reads_more_like_an_ordinary_message(screen):
-    """The margin over the nearest ordinary message decides: at -2 (off) the detector alone raises the
-    message, at +2 (nothing is that much nearer a red flag) it raises nothing."""
-    message = "since this morning I cannot feel the toilet paper when I wipe and my back is agony"
-    original = screen.thresholds
-    try:
-        screen.parts = frozenset({"detector"})
-        screen.set_thresholds(dataclasses.replace(original, safety_margin=-2.0))
-        open_ = screen.assess(message)
-        screen.set_thresholds(dataclasses.replace(original, safety_margin=2.0))
-        closed = screen.assess(message)
+        screen.set_thresholds(dataclasses.replace(original, **{cut_off: closed}))
+        shut = screen.assess(message)
         screen.set_thresholds(original)
         default = screen.assess(message)
     finally:
         screen.parts = frozenset({"rules", "detector"})
         screen.set_thresholds(original)
     assert open_.level == "emergency", open_
-    assert closed.level == "none" and not closed.reasons, closed
+    assert shut.level == "none" and not shut.reasons, shut
     assert default.level == "emergency", default
 
 

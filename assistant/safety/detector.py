@@ -177,9 +177,11 @@ def train(embedder: Embedder, analyser: Analyser, examples: list[Example]) -> _M
         network.fit(x_all, y_all)
     seconds = time.perf_counter() - t0
     pos = labels > 0
-    lookalike = [i for i, e in enumerate(examples) if e.kind in LOOKALIKE_KINDS]
+    # ordinary messages and their clauses: every one is already a row of x (a message or a piece)
+    row_of = {t: i for i, t in enumerate(texts + pieces)}
+    lookalike = [i for i, e in enumerate(examples) if e.level == "none" and e.kind in LOOKALIKE_KINDS]
     lookalike_units = sorted({u for i in lookalike for u in prepared[i].unit_texts})
-    lookalikes = np.vstack([x[lookalike], _settled(embedder.encode_uncached(lookalike_units))])
+    lookalikes = x[lookalike + [row_of[u] for u in lookalike_units]]
     log.info("red-flag detector trained on %d examples (+%d ordinary clauses, +%d red-flag clauses) in %.2fs",
              len(examples), len(pieces), len(clause_y), seconds)
     return _Model(

@@ -119,7 +119,7 @@ class RuleMatcher:
                 return HISTORICAL
             checks = {(x.start, x.end) for x in t["clearance"]}
             # easing is part of some signs ("stop for a bit and it's gone"): not a resolution then
-            own = [m.span() for m in c.pattern.finditer(a.text, ss, se)] if c.pattern is not None else []
+            own = [m.span() for m in c.pattern.finditer(a.text, ss, se)] if t["resolution"] and c.pattern is not None else []
             for x in t["resolution"]:
                 if any(ms <= x.start < me for ms, me in own):
                     continue

@@ -126,18 +126,26 @@ class Assistant:
         retrieved = self.retriever.retrieve(query)
         state.retrieved = retrieved
         contexts = retrieved.contexts
-        if state.safety.info_request and self._warning_contexts:
-            return state  # a question about warning signs is answered from the warning-sign passages
         scope = self.scope.judge(query.text, words(strip_markup(query.message)), query.foreign)
+        # what the sources do not cover: named terms, or a figure the top passages never give. A question
+        # about warning signs may name a syndrome the warning-sign passages describe without naming it.
+        named = [t for t in scope.terms if not (state.safety.info_request and t in scope.rare_words)]
+        uncovered = list(dict.fromkeys(query.uncovered_terms + named)) or self.scope.missing_figure(
+            query.text, [c.text for c in contexts[:3]])
         if scope.verdict == "not_a_doctor":
             state.result = self._out_of_scope(state, NOT_A_DOCTOR_TEXT, "not_a_doctor")
         elif scope.verdict == "out_of_scope":
             state.result = self._out_of_scope(state, near_topic_text(scope.terms), "near_topic")
-        elif not query.on_topic_words and retrieved.best_similarity < self.thresholds.off_topic:
+        elif (not state.safety.info_request and not query.on_topic_words
+              and retrieved.best_similarity < self.thresholds.off_topic):
             chat = small_talk_reply(state.text)
             state.result = self._out_of_scope(state, chat or OUT_OF_SCOPE_TEXT, "small_talk" if chat else "off_topic")
-        elif retrieved.best_similarity < self._min_relevance or query.uncovered_terms or scope.terms:
-            state.result = self._no_answer(state, contexts, list(dict.fromkeys(query.uncovered_terms + scope.terms)))
+        elif uncovered:
+            state.result = self._no_answer(state, contexts, uncovered)
+        elif state.safety.info_request and self._warning_contexts:
+            return state  # a question about warning signs is answered from the warning-sign passages
+        elif retrieved.best_similarity < self._min_relevance:
+            state.result = self._no_answer(state, contexts, [])
         return state
 
     def step_compose(self, state: Turnstate) -> Turnstate:

@@ -75,7 +75,8 @@ MIN_CONTENT_WORDS = 4
 _NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|sixty|"
                      r"once|twice|half|hours?|minutes?|weeks?|days?|daily|miles?|steps)\b", re.IGNORECASE)
 # Questions that want a figure first (how long, how often) and questions that want steps (how do I).
-_WANTS_FIGURE = re.compile(r"\b(how (long|often|many|far|much|fast|soon|quickly)|what (distance|pace|speed)|"
+_WANTS_FIGURE = re.compile(r"\b(how (long|often|many|far|much|fast|soon|quickly|high|low|big)|what (distance|pace|speed|height|size)|"
+                           r"(a|what|which) (number|figure)|"
                            r"how many times|minutes|when can i|when should i)\b", re.IGNORECASE)
 _WANTS_STEPS = re.compile(r"\b(how (do|should|can|could|would) (i|you|we)|how to|what('?s| is) the (best|right) way to|"
                           r"what steps|steps to|tips (for|on|to)|where do i start|how do i (start|begin|get started))\b",

@@ -70,7 +70,7 @@ class Lexicon:
 
 
 @lru_cache(maxsize=1)
-def _stemmer():
+def stemmer():
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -213,7 +213,7 @@ class Retriever:
         return [w for w in words(text) if w not in stop]
 
     def _stem(self, tokens: Sequence[str]) -> list[str]:
-        return _stemmer().stemWords(list(tokens)) if tokens else []
+        return stemmer().stemWords(list(tokens)) if tokens else []
 
     def correct(self, token: str) -> str:
         """Map a misspelt word onto the corpus vocabulary when it is not an English word."""

@@ -8,7 +8,8 @@ So a question is declined when its specific content is something the corpus neve
 - a topic concept the corpus does not cover (pregnancy, medicines, scans): the words that name it
   in the question are looked up in the corpus;
 - a content word that is rare in English and absent from the corpus: the name of a drug, a gadget,
-  a brand or a scan finding the sources have never heard of.
+  a brand or a scan finding the sources have never heard of;
+- a count ("how many calories") that no sentence of the top passages gives a figure for.
 
 The concepts live in ``data/scope.yaml``; the decline names what is not covered.
 """
@@ -29,6 +30,7 @@ from .settings import DATA_DIR, load_yaml
 RARE_ZIPF = 3.0
 VERY_RARE_ZIPF = 2.0
 NAME_PIECES = 3
+COMMON_ZIPF = 4.0  # an everyday word (once in ten thousand words or more): "wierd" is "weird" misspelt
 # Rare words shaped like descriptions or actions ("creaky", "jolting", "oiled", "gently") describe how
 # a person feels or moves, which the sources do cover; medical word endings keep a word a name.
 _DESCRIPTIVE = re.compile(r"(ing|ed|ly|[^e]y|ish)$")
@@ -36,6 +38,28 @@ _PERSON = re.compile(r"(ist|ists|ician|icians)$")  # a podiatrist or a physician
 _UNIT = re.compile(r"(metre|meter|litre|liter|gram|gramme|inch|inche|mile|pound|stone)s?$")  # a quantity, not a name
 _MEDICAL_ENDING = re.compile(r"(itis|osis|algia|pathy|ology|therapy|ectomy|otomy|plasty|scopy|graphy|oid|ine|ol|en|ide|ate|ex)$")
 
+# a subject named only to be set aside, right before it: "not a marathon", "rather than the gym"
+_DENIED = re.compile(r"\b(not|no|nor|never|isn'?t|aren'?t|rather than|instead of)\s+(even\s+)?"
+                     r"((a|an|the|like|doing|running|training for|going to)\s+){0,2}$")
+# "back" as a direction, not the body part: "get the movement back", "back to walking"
+_ADVERB_BACK = re.compile(r"\b((get|gets|got|getting|come|comes|came|coming|go|goes|going|went|bring|brings|brought|"
+                          r"movement|motion|strength|fitness|confidence|way|turn|turned|bounce|bounced) back|"
+                          r"back (to|from|home|then|again|into|and forth|on track|in the day))\b")
+# asking how to treat a body part: "exercises for my knees", "something to strengthen the ankle"
+_TREATMENT_FOR = re.compile(r"\b(exercises?|stretch\w*|treat\w*|remed\w*|cures?|fix|strengthen\w*|rehab\w*|physio)\s+"
+                            r"((for|on|of)\s+)?((my|the|your|her|his|a|an|both|sore|bad)\s+)?$")
+# "how many calories", "how much weight", "what percentage of": the thing a figure is asked for
+_HOW_MANY = re.compile(r"\b(how (many|much)|what (percentage|proportion|number|amount) of)\s+(more |extra |fewer |less )?"
+                       r"(?P<thing>[a-z]+)")
+# what the sources do give figures for (how long, how far, how often), and words that ask how much
+# something helps rather than for a count
+_NOT_COUNTED = frozenset("""
+    minutes minute mins min hours hour hrs hr seconds secs days day weeks week times goes sessions walks reps
+    repetitions rounds km kms kilometres kilometre kilometers kilometer miles mile metres meters
+    of do does did is are can could should would will time longer further difference good better harm damage
+    it this that they i you we he she them though then each every per people someone more walking exercise""".split())
+_FIGURE = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|fifty|hundred|"
+                     r"half|few|several|couple|dozen)\b")
 _QUOTED = re.compile(r"(?:^|\s)['\"\u2018\u201c]([^'\"\u2019\u201d]{1,80})['\"\u2019\u201d]")
 _WALKING = re.compile(r"\b(walk\w*|strides?|gait|posture|steps?|pace|hik\w*|stroll\w*)\b")
 _QUOTED_WORD = re.compile(r"[^\W\d_]+")
@@ -48,6 +72,28 @@ def _typo(word: str, corrected: str) -> bool:
     from rapidfuzz.distance import Levenshtein
 
     return corrected != word and Levenshtein.distance(word, corrected) <= 2
+
+
+@lru_cache(maxsize=1)
+def _common_words() -> dict[int, tuple[str, ...]]:
+    """Everyday English words by length: a slip changes a word's length by one letter at most."""
+    from wordfreq import top_n_list, zipf_frequency
+
+    by_length: dict[int, list[str]] = {}
+    for w in top_n_list("en", 20000):
+        if w.isalpha() and len(w) >= 4 and zipf_frequency(w, "en") >= COMMON_ZIPF:
+            by_length.setdefault(len(w), []).append(w)
+    return {n: tuple(ws) for n, ws in by_length.items()}
+
+
+def _common_misspelt(word: str) -> bool:
+    """One slip (a letter swapped, missed or doubled) away from an everyday English word."""
+    from rapidfuzz import process
+    from rapidfuzz.distance import OSA
+
+    common = _common_words()
+    candidates = [w for n in (len(word) - 1, len(word), len(word) + 1) for w in common.get(n, ())]
+    return process.extractOne(word, candidates, scorer=OSA.distance, score_cutoff=1) is not None
 
 
 def _pattern(text: str) -> re.Pattern:
@@ -65,9 +111,10 @@ class Concept:
 class ScopeDecision:
     verdict: Verdict = "answer"
     terms: list[str] = field(default_factory=list)  # what is not covered, named in the reply
+    rare_words: list[str] = field(default_factory=list)  # the terms that are unknown names, not topics
 
     def to_dict(self) -> dict:
-        return {"verdict": self.verdict, "terms": list(self.terms)}
+        return {"verdict": self.verdict, "terms": list(self.terms), "rare_words": list(self.rare_words)}
 
 
 @dataclass(frozen=True)
@@ -105,6 +152,7 @@ class ScopeJudge:
         self._corpus = " ".join(" ".join(t.lower().split()) for t in corpus_texts)
         # the same few phrases come up again and again: a search of the whole corpus is done once each
         self._in_corpus = lru_cache(maxsize=4096)(self._search_corpus)
+        _common_words()  # loaded now, not on the first question with a rare word
 
     def judge(self, text: str, words: list[str], foreign: bool = False) -> ScopeDecision:
         """``text`` is the question as retrieval read it (typos mapped, follow-ups joined to what
@@ -113,25 +161,44 @@ class ScopeJudge:
         lowered = " ".join(text.lower().split())
         if self.rules.role_requests.search(lowered):
             return ScopeDecision("not_a_doctor")
-        about_back = bool(self.rules.back.search(lowered))
+        about_back = bool(self.rules.back.search(_ADVERB_BACK.sub(" ", lowered)))
         subjects = [c.name for c in self.rules.near_topic
                     if (c.even_with_back or not about_back) and self._near_topic(c, lowered)]
         if subjects:
             return ScopeDecision("out_of_scope", subjects)
         terms = [c.name for c in self.rules.uncovered
                  if any(not self._in_corpus(m.group(0)) for m in c.pattern.finditer(lowered))]
+        rare: list[str] = []
         if not foreign:
             quoted = set(_QUOTED_WORD.findall(" ".join(_QUOTED.findall(lowered))))
-            terms += self.rare_unknown(w for w in words if w not in quoted)
-        return ScopeDecision("no_answer", terms) if terms else ScopeDecision()
+            rare = self.rare_unknown(w for w in words if w not in quoted)
+            terms += rare
+        return ScopeDecision("no_answer", terms, rare) if terms else ScopeDecision()
+
+    def missing_figure(self, text: str, passages: Iterable[str]) -> list[str]:
+        """What a "how many X" question counts, when no sentence of the top passages gives a figure
+        for X: the sources say walking burns calories but never how many, so a number would be made up."""
+        from .ingestion import split_sentences
+        from .retrieval import stemmer
+
+        asked = {m.group(0): m.group("thing") for m in _HOW_MANY.finditer(" ".join(text.lower().split()))
+                 if m.group("thing") not in _NOT_COUNTED}
+        if not asked:
+            return []
+        stem = stemmer().stemWord
+        figures = [{stem(t) for t in _QUOTED_WORD.findall(s)}
+                   for p in passages for s in split_sentences(p.lower()) if _FIGURE.search(s)]
+        return [phrase for phrase, thing in asked.items() if not any(stem(thing) in f for f in figures)]
 
     def _near_topic(self, concept: Concept, lowered: str) -> bool:
         """A subject the corpus itself talks about (knees, shoulders) is in scope when the question
         is about walking: how the knees or shoulders move in a stride is posture, not a knee problem."""
         walking = bool(_WALKING.search(lowered)) and not concept.even_with_back
         for m in concept.pattern.finditer(lowered):
-            if not (walking and self._in_corpus(m.group(0))):
-                return True
+            if _DENIED.search(lowered, 0, m.start()):
+                continue  # "it's a walk, not a marathon" says what the question is not about
+            if not (walking and self._in_corpus(m.group(0))) or _TREATMENT_FOR.search(lowered, 0, m.start()):
+                return True  # exercises for the knees are a knee question, walk or no walk
         return False
 
     def _search_corpus(self, phrase: str) -> bool:
@@ -148,7 +215,7 @@ class ScopeJudge:
                 continue
             if self._known(w + "g"):  # g dropped in speech: "walkin", "stretchin"
                 continue
-            if _typo(w, self._correct(w)):  # "excercise" is a known word misspelt, not a new name
+            if _typo(w, self._correct(w)) or _common_misspelt(w):  # "excercise", "wierd": known words misspelt
                 continue
             zipf = zipf_frequency(w, "en")
             if zipf < VERY_RARE_ZIPF or (zipf < RARE_ZIPF and self._pieces(w) >= NAME_PIECES):

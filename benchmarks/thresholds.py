@@ -24,10 +24,10 @@ from assistant import Assistant  # noqa: E402
 from assistant.api import WARNING_SIGNS_QUERY  # noqa: E402
 from assistant.chain import Turnstate  # noqa: E402
 from assistant.evaluation import load_datasets  # noqa: E402
-from assistant.evaluation.batches import model_assistant  # noqa: E402
+from assistant.evaluation.batches import model_assistant, read_batches  # noqa: E402
 
 # The dev sets: evals/ and the blind batches that have been scored and read (they join the dev sets).
-DEV = [ROOT / "evals", ROOT / "evals" / "blind" / "2026-12-01-qa-a", ROOT / "evals" / "blind" / "2026-12-01-safety-a"]
+DEV = [ROOT / "evals", *read_batches()]
 
 
 def quantiles(values: list[float]) -> str:

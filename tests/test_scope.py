@@ -13,6 +13,10 @@ import pytest
     ("where are the nicest trails for a gentle hike near Bristol?", "routes"),
     ("I've got a bad back: can you suggest a flat route along the coast for a stroll?", "routes"),
     ("will my insurer pay for physio on my back and what are the fees", "insurance"),
+    ("my ankles swell after a long walk, are there exercises for my ankles?", "other joints"),  # treating a joint
+    ("tennis elbow for weeks now, how do I get the strength back?", "other joints"),  # "back" as a direction
+    ("how soon can I drive after a laminectomy on my lower back?", "back operations"),
+    ("I'm doing a long-distance path next month, which stages suit a bad back?", "routes"),
 ])
 def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
     got = bot.answer(question)
@@ -23,6 +27,19 @@ def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
 def test_a_body_part_the_corpus_mentions_stays_in_scope_when_the_question_is_about_walking(bot):
     got = bot.answer("where should my shoulders be when I'm walking briskly?")
     assert got.kind == "answer" and got.citations
+
+
+@pytest.mark.parametrize("question", [
+    "why bother stretching first, it's a stroll round the park, not a marathon",
+    "it's only the walk to the shops rather than a gym routine, do I still need to warm up?",
+])
+def test_a_subject_named_only_to_set_it_aside_is_not_the_question(bot, question):
+    assert bot.answer(question).kind == "answer"
+
+
+def test_a_subject_the_question_is_about_is_still_declined(bot):
+    got = bot.answer("can you give me a training plan for a half marathon in spring?")
+    assert got.kind == "out_of_scope" and got.reason == "near_topic"
 
 
 @pytest.mark.parametrize("question", [
@@ -41,6 +58,9 @@ def test_clinician_requests_are_refused_with_what_it_can_do(bot, question):
     ("would an acupressure mat help my back before I walk?", "acupressure"),
     ("my back aches on walks now I'm 30 weeks pregnant, how far should I go?", "pregnancy"),
     ("what pace in mph is good for my back when I'm walking?", "speeds"),
+    ("my lad is 9 and his back hurts after school, should he walk more?", "children"),
+    ("our spaniel keeps yanking on his leash and my back is killing me, what can I do?", "dogs"),
+    ("how many calories would an hour of brisk walking use up for me?", "how many calories"),  # no figure given
 ])
 def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
     got = bot.answer(question)
@@ -53,6 +73,9 @@ def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
     "my nan reckons walking is rubbish for a bad back, is she right?",
     "my daughter says I slouch when I walk, is that bad for my back?",
     "I walk the dog every day rain or shine, is that enough for my back?",
+    "my 18 year old sits gaming all weekend and now complains his back hurts, is that why?",  # an adult
+    "I think I walk a bit wierd and my back feels it, what habits should I fix?",  # a common word misspelt
+    "how many minutes a day should I walk for my back when I'm starting?",  # a figure the sources give
 ])
 def test_everyday_words_do_not_trigger_a_decline(bot, question):
     assert bot.answer(question).kind == "answer"

@@ -1,8 +1,9 @@
 """Extractive answers: every sentence shown is a sentence of a cited passage, so nothing is invented.
 
 Sentences of the top passages are scored against the question with their precomputed embeddings
-(own sentence and its window) plus word overlap, picked without near-repeats, and put back in
-reading order so the answer reads like the article rather than a shuffled list.
+(own sentence and its window, less what every sentence of the corpus shares) plus word overlap,
+picked without near-repeats, and put back in reading order so the answer reads like the article
+rather than a shuffled list.
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ _CONNECTIVE = re.compile(r"^(so|also|but|and|however|moreover|furthermore|in add
 MIN_CONTENT_WORDS = 4
 _NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|sixty|"
                      r"once|twice|half|hours?|minutes?|weeks?|days?|daily|miles?|steps)\b", re.IGNORECASE)
+# Questions whose answer is a set of things ("which positions", "what exercises", "any tips"), and how
+# many items of a list such an answer shows.
+_WANTS_LIST = re.compile(r"\b(which|what|any|list|some)\s+(\w+\s+){0,2}?(positions|poses|exercises|stretches|activities|"
+                         r"signs|symptoms|benefits|types|kinds|sorts|ways|things|options|habits|tips|causes|reasons|"
+                         r"examples|alternatives)\b", re.IGNORECASE)
+LIST_ITEMS = 5
 # Questions that want a figure first (how long, how often) and questions that want steps (how do I).
 _WANTS_FIGURE = re.compile(r"\b(how (long|often|many|far|much|fast|soon|quickly|high|low|big)|what (distance|pace|speed|height|size)|"
                            r"(a|what|which) (number|figure)|"
@@ -125,6 +132,11 @@ class Composer:
         for row, chunk_row in enumerate(retriever.sentence_chunk):
             self.rows_by_chunk.setdefault(int(chunk_row), []).append(row)
         self._stemmed = [set(retriever._stem(words(t))) for t in self.sent_text]
+        # Every sentence here is about walking and the back, and so is every question: that shared part
+        # favours sentences that say little beyond it. Scoring against the question minus the corpus mean
+        # (v.q - v.mean) ranks sentences by what the question asks in particular.
+        self._generic_sent = self.sent_vecs @ self.sent_vecs.mean(axis=0)
+        self._generic_window = self.window_vecs @ self.window_vecs.mean(axis=0)
         # whether a sentence can stand in an answer depends on the sentence alone: judged once here
         self._usable = [_usable(t, bool(m.get("is_item"))) for t, m in zip(self.sent_text, self.sent_meta)]
 
@@ -136,8 +148,8 @@ class Composer:
             rows = self.rows_by_chunk.get(chunk_row, [])
             if not rows:
                 continue
-            own = self.sent_vecs[rows] @ qv
-            win = self.window_vecs[rows] @ qv
+            own = self.sent_vecs[rows] @ qv - self._generic_sent[rows]
+            win = self.window_vecs[rows] @ qv - self._generic_window[rows]
             for j, row in enumerate(rows):
                 text = self.sent_text[row]
                 is_item = bool(self.sent_meta[row].get("is_item"))
@@ -168,6 +180,31 @@ class Composer:
                 continue
             chosen.append(cand)
             seen_text.add(key)
+        return chosen
+
+    def with_their_list(self, chosen: list[_Candidate], question: str) -> list[_Candidate]:
+        """A "which ones" question answered by a sentence that leads into a list ("Here are some poses
+        ...:"), or by one item of a list, gets that list: its opener and up to LIST_ITEMS items."""
+        if not _WANTS_LIST.search(question):
+            return chosen
+        for cand in chosen:
+            rows = {int(self.sent_meta[r]["position"]): r for r in self.rows_by_chunk[cand.chunk_row]}
+            if cand.is_item:
+                opener = next((p for p in range(cand.position - 1, -1, -1)
+                               if p in rows and not self.sent_meta[rows[p]].get("is_item")), None)
+            else:
+                opener = cand.position + 1
+            if opener not in rows or not _BARE_INTRO.search(self.sent_text[rows[opener]]):
+                continue
+            items = []
+            while opener + 1 + len(items) in rows and self.sent_meta[rows[opener + 1 + len(items)]].get("is_item"):
+                items.append(opener + 1 + len(items))
+            if len(items) < 2:
+                continue
+            have = {c.row for c in chosen}
+            extra = [_Candidate(rows[p], cand.chunk_row, cand.rank, p, self.sent_text[rows[p]], p != opener, cand.score)
+                     for p in [opener, *items[:LIST_ITEMS]] if rows[p] not in have]
+            return [*chosen, *extra]  # one list is enough
         return chosen
 
     def with_list_intros(self, chosen: list[_Candidate]) -> list[_Candidate]:
@@ -221,7 +258,8 @@ class Composer:
 
     def compose(self, retrieved: Retrieved, contexts: list[Context]) -> Composition:
         question = retrieved.query.message
-        chosen = self.with_list_intros(self.with_what_they_lean_on(self.select(self.candidates(retrieved))))
+        chosen = self.with_what_they_lean_on(self.select(self.candidates(retrieved)))
+        chosen = self.with_list_intros(self.with_their_list(chosen, retrieved.query.text))
         steps = bool(_WANTS_STEPS.search(question)) and not _WANTS_FIGURE.search(question)
         return self.render(self.answer_first(chosen, question), contexts, steps=steps)
 

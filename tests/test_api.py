@@ -71,6 +71,20 @@ def test_answer_is_on_point(bot):
 
 
 @pytest.mark.parametrize("question", [
+    "which yoga poses would help a bad back?",
+    "my physio mentioned yoga, what positions r worth trying for lower back ache",
+])
+def test_a_which_ones_question_gets_the_list_with_its_opener(bot, question):
+    """The poses are a list under an opener: the answer shows both, not only the sentence before them."""
+    result = bot.answer(question)
+    items = re.findall(r"^- (.+?) \[\d+\]$", result.answer_text, re.M)
+    assert len(items) >= 2 and any("pose" in i.lower() for i in items), result.answer_text
+    lines = result.answer_text.splitlines()
+    first_item = next(i for i, line in enumerate(lines) if line.startswith("- "))
+    assert first_item > 0 and re.search(r": \[\d+\]$", lines[first_item - 1]), result.answer_text
+
+
+@pytest.mark.parametrize("question", [
     "how much ibuprofen can I take for my back pain?",
     "what does it mean if my MRI shows a bulging L4 disc?",
     "should I get an epidural injection for my lower back?",

@@ -16,6 +16,11 @@ SENTENCES = [
 ]
 
 
+# The first tests to use mpnet build its index and, when the cache is cold (a fresh clone), train its
+# safety detector: minutes each on an idle 2-core machine, past the suite's 900 s guard on a busy one.
+MPNET_LOAD_TIMEOUT = pytest.mark.timeout(2400)
+
+
 @pytest.fixture(scope="module")
 def mpnet_settings(tmp_path_factory):
     from assistant.store import build_index
@@ -93,6 +98,7 @@ def test_nothing_indexed_is_cut_by_the_model_token_limit(test_settings, embedder
     assert longest <= embedder.max_tokens
 
 
+@MPNET_LOAD_TIMEOUT
 def test_changing_the_model_rebuilds_the_index_and_the_manifest_says_which(tmp_path, mpnet_settings):
     from assistant.store import build_index
 
@@ -115,6 +121,7 @@ def test_int8_vectors_do_not_depend_on_their_batch():
     assert float(alone[0] @ batched[0]) > 0.99999
 
 
+@MPNET_LOAD_TIMEOUT
 def test_mpnet_answers_and_screens(mpnet_bot):
     assert mpnet_bot.embedder.model_name == "all-mpnet-base-v2"
     walk = mpnet_bot.answer("how long should I walk each day when my lower back is bad?")
@@ -124,6 +131,7 @@ def test_mpnet_answers_and_screens(mpnet_bot):
     assert mpnet_bot.answer("what's a good recipe for banana bread").kind == "out_of_scope"
 
 
+@MPNET_LOAD_TIMEOUT
 @pytest.mark.parametrize("which", ["bot", "mpnet_bot"])
 def test_one_model_call_per_message(which, request, monkeypatch):
     bot = request.getfixturevalue(which)

@@ -213,6 +213,16 @@ def test_the_quoted_sentences_are_highlighted_inside_their_escaped_passage():
     assert html.count("<mark") == 1 and "<b>" not in html
 
 
+def test_a_list_opener_and_an_item_quoted_together_are_both_highlighted():
+    cites = [{"n": 1, "title": "T", "source": "s.md", "section": "", "score": 0.5,
+              "passage": "Walking eases pain. It helps to:\n- Improve balance\n- Reduce stiffness in the hips",
+              "quote": "It helps to: Reduce stiffness in the hips"}]
+    html = render.sources_html(cites)
+    assert '<mark class="bp-source__used">It helps to:</mark>' in html
+    assert '<mark class="bp-source__used">Reduce stiffness in the hips</mark>' in html
+    assert html.count("<mark") == 2
+
+
 def test_red_flag_reply_has_banner_above_reasons():
     result = {
         "kind": "red_flag",

@@ -141,7 +141,7 @@ def _section_label(section: str) -> str:
     return " \u203a ".join(p.strip() for p in str(section or "").split(" > ") if p.strip())
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+")  # a list's opener ends with ":" before its first item
 
 
 def quote_in_passage_html(passage: str, quote: str) -> str:

@@ -80,8 +80,10 @@ def _common_words() -> dict[int, tuple[str, ...]]:
     from wordfreq import top_n_list, zipf_frequency
 
     by_length: dict[int, list[str]] = {}
-    for w in top_n_list("en", 20000):
-        if w.isalpha() and len(w) >= 4 and zipf_frequency(w, "en") >= COMMON_ZIPF:
+    for w in top_n_list("en", 20000):  # most frequent first
+        if zipf_frequency(w, "en") < COMMON_ZIPF:
+            break
+        if w.isalpha() and len(w) >= 4:
             by_length.setdefault(len(w), []).append(w)
     return {n: tuple(ws) for n, ws in by_length.items()}
 

@@ -131,6 +131,7 @@ class Composer:
         self.rows_by_chunk: dict[int, list[int]] = {}
         for row, chunk_row in enumerate(retriever.sentence_chunk):
             self.rows_by_chunk.setdefault(int(chunk_row), []).append(row)
+        self._row_at = {(int(c), int(self.sent_meta[r]["position"])): r for r, c in enumerate(retriever.sentence_chunk)}
         self._stemmed = [set(retriever._stem(words(t))) for t in self.sent_text]
         # Every sentence here is about walking and the back, and so is every question: that shared part
         # favours sentences that say little beyond it. Scoring against the question minus the corpus mean
@@ -188,24 +189,41 @@ class Composer:
         if not _WANTS_LIST.search(question):
             return chosen
         for cand in chosen:
-            rows = {int(self.sent_meta[r]["position"]): r for r in self.rows_by_chunk[cand.chunk_row]}
             if cand.is_item:
-                opener = next((p for p in range(cand.position - 1, -1, -1)
-                               if p in rows and not self.sent_meta[rows[p]].get("is_item")), None)
-            else:
-                opener = cand.position + 1
-            if opener not in rows or not _BARE_INTRO.search(self.sent_text[rows[opener]]):
+                opener = self._list_opener(cand.chunk_row, cand.position)
+            else:  # a sentence brings only the list that starts right after it
+                after = self._row_at.get((cand.chunk_row, cand.position + 1))
+                opener = cand.position + 1 if after is not None and self._opens_list(after) else None
+            if opener is None:
                 continue
             items = []
-            while opener + 1 + len(items) in rows and self.sent_meta[rows[opener + 1 + len(items)]].get("is_item"):
+            while self._is_item(cand.chunk_row, opener + 1 + len(items)):
                 items.append(opener + 1 + len(items))
             if len(items) < 2:
                 continue
             have = {c.row for c in chosen}
-            extra = [_Candidate(rows[p], cand.chunk_row, cand.rank, p, self.sent_text[rows[p]], p != opener, cand.score)
-                     for p in [opener, *items[:LIST_ITEMS]] if rows[p] not in have]
+            rows = [self._row_at[(cand.chunk_row, p)] for p in [opener, *items[:LIST_ITEMS]]]
+            extra = [_Candidate(row, cand.chunk_row, cand.rank, p, self.sent_text[row], p != opener, cand.score)
+                     for p, row in zip([opener, *items[:LIST_ITEMS]], rows) if row not in have]
             return [*chosen, *extra]  # one list is enough
         return chosen
+
+    def _is_item(self, chunk_row: int, position: int) -> bool:
+        row = self._row_at.get((chunk_row, position))
+        return row is not None and bool(self.sent_meta[row].get("is_item"))
+
+    def _list_opener(self, chunk_row: int, position: int) -> int | None:
+        """Position of the sentence opening the list that the sentence at ``position`` is in: the
+        nearest sentence before it that is not an item, when it ends with ":"."""
+        for p in range(position - 1, -1, -1):
+            row = self._row_at.get((chunk_row, p))
+            if row is None or self.sent_meta[row].get("is_item"):
+                continue
+            return p if self._opens_list(row) else None
+        return None
+
+    def _opens_list(self, row: int) -> bool:
+        return not self.sent_meta[row].get("is_item") and bool(_BARE_INTRO.search(self.sent_text[row]))
 
     def with_list_intros(self, chosen: list[_Candidate]) -> list[_Candidate]:
         """A list item read alone can mislead ("Pain worsens during walking."): put the sentence that
@@ -213,16 +231,11 @@ class Composer:
         out = list(chosen)
         have = {c.row for c in chosen}
         for item in [c for c in chosen if c.is_item]:
-            rows = self.rows_by_chunk[item.chunk_row]
-            before = [r for r in rows if int(self.sent_meta[r]["position"]) < item.position]
-            for row in reversed(before):
-                if self.sent_meta[row].get("is_item"):
-                    continue
-                if self.sent_text[row].rstrip().endswith(":") and row not in have:
-                    out.append(_Candidate(row, item.chunk_row, item.rank, int(self.sent_meta[row]["position"]),
-                                          self.sent_text[row], False, item.score))
-                    have.add(row)
-                break
+            opener = self._list_opener(item.chunk_row, item.position)
+            row = None if opener is None else self._row_at[(item.chunk_row, opener)]
+            if row is not None and row not in have:
+                out.append(_Candidate(row, item.chunk_row, item.rank, opener, self.sent_text[row], False, item.score))
+                have.add(row)
         # reading order: passages by the strength of their best sentence, sentences as written
         group_best: dict[int, float] = {}
         for c in out:
@@ -237,9 +250,8 @@ class Composer:
         for cand in chosen:
             if len(out) >= self.max_sentences or cand.is_item or not _LEANS_BACK.match(cand.text):
                 continue
-            before = [r for r in self.rows_by_chunk[cand.chunk_row] if int(self.sent_meta[r]["position"]) == cand.position - 1]
-            if before and before[0] not in have and not self.sent_meta[before[0]].get("is_item"):
-                row = before[0]
+            row = self._row_at.get((cand.chunk_row, cand.position - 1))
+            if row is not None and row not in have and not self.sent_meta[row].get("is_item"):
                 out.append(_Candidate(row, cand.chunk_row, cand.rank, cand.position - 1, self.sent_text[row], False, cand.score))
                 have.add(row)
         return out

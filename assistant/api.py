@@ -49,7 +49,9 @@ class Assistant:
         self._share_clauses = bool(self.embedder.spec and self.embedder.spec.share_clause_vectors)
         chosen = self.settings.min_relevance
         self._min_relevance = self.thresholds.min_relevance if chosen is None else chosen
-        self.retriever = Retriever(self._load_index(ensure_index), self.embedder, self.settings)
+        second = self.settings.ensemble_settings()
+        self.retriever = Retriever(self._load_index(ensure_index), self.embedder, self.settings,
+                                   second=get_embedder(second) if second else None)
         self.scope = ScopeJudge(self.retriever.chunk_text, self.retriever.knows,
                                 lambda w: self.embedder.count_tokens(w) - 2,  # less [CLS] and [SEP]
                                 self.retriever.correct)

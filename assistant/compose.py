@@ -138,6 +138,10 @@ class Composer:
         # (v.q - v.mean) ranks sentences by what the question asks in particular.
         self._generic_sent = self.sent_vecs @ self.sent_vecs.mean(axis=0)
         self._generic_window = self.window_vecs @ self.window_vecs.mean(axis=0)
+        second = index.second if retriever.second is not None else None
+        self._second = None if second is None else (
+            second["sentence"], second["window"],
+            second["sentence"] @ second["sentence"].mean(axis=0), second["window"] @ second["window"].mean(axis=0))
         # whether a sentence can stand in an answer depends on the sentence alone: judged once here
         self._usable = [_usable(t, bool(m.get("is_item"))) for t, m in zip(self.sent_text, self.sent_meta)]
 
@@ -151,6 +155,11 @@ class Composer:
                 continue
             own = self.sent_vecs[rows] @ qv - self._generic_sent[rows]
             win = self.window_vecs[rows] @ qv - self._generic_window[rows]
+            if self._second is not None and retrieved.second_vector is not None:
+                sv, wv, gs, gw = self._second
+                q2 = retrieved.second_vector
+                own = (own + sv[rows] @ q2 - gs[rows]) / 2
+                win = (win + wv[rows] @ q2 - gw[rows]) / 2
             for j, row in enumerate(rows):
                 text = self.sent_text[row]
                 is_item = bool(self.sent_meta[row].get("is_item"))

@@ -162,6 +162,9 @@ class IndexSummary:
     unchanged_docs: list[str] = field(default_factory=list)
     records_added: int = 0
     records_deleted: int = 0
+    # the same records' vectors from the ensemble model, in its own collection
+    ensemble_added: int = 0
+    ensemble_deleted: int = 0
     rebuilt: bool = False
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -171,6 +174,7 @@ class IndexSummary:
             f"{self.documents} documents: {len(self.added_docs)} added, {len(self.replaced_docs)} replaced, "
             f"{len(self.deleted_docs)} deleted, {len(self.unchanged_docs)} unchanged "
             f"({self.records_added} records added, {self.records_deleted} deleted"
+            f"{f'; ensemble model: {self.ensemble_added} added, {self.ensemble_deleted} deleted' if self.ensemble_added or self.ensemble_deleted else ''}"
             f"{', full rebuild' if self.rebuilt else ''}; {len(self.warnings)} files skipped) in {self.seconds:.1f}s"
         )
 
@@ -178,20 +182,37 @@ class IndexSummary:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class SecondSpace:
+    """The ensemble model's vectors of the same records, in a collection of their own."""
+
+    collection: str
+    embedder: Embedder
+    fingerprint: dict[str, str]
+
+
 class Store:
-    """The collection and what was indexed into it."""
+    """The collection and what was indexed into it (and the ensemble model's collection beside it)."""
 
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
         self.settings = settings or get_settings()
         self.embedder = embedder or get_embedder(self.settings)
         self.client = make_client(self.settings)
         self.fingerprint = index_fingerprint(self.settings, self.embedder)
+        other = self.settings.ensemble_settings()
+        self.second: SecondSpace | None = None
+        if other is not None:
+            second = get_embedder(other)
+            # the records are cut with the first model's tokenizer, so its name is part of the match
+            fingerprint = {**index_fingerprint(self.settings, second), "chunked_by": self.embedder.model_name}
+            self.second = SecondSpace(other.collection, second, fingerprint)
 
-    def collection(self, create: bool = True):
-        name = self.settings.collection
+    def collection(self, create: bool = True, second: bool = False):
+        name, fingerprint = ((self.second.collection, self.second.fingerprint) if second
+                             else (self.settings.collection, self.fingerprint))
         if create:
             return self.client.get_or_create_collection(
-                name, metadata={**self.fingerprint, "hnsw:space": "cosine"}, embedding_function=None
+                name, metadata={**fingerprint, "hnsw:space": "cosine"}, embedding_function=None
             )
         return self.client.get_collection(name, embedding_function=None)
 
@@ -203,9 +224,10 @@ class Store:
             by_source[(meta or {}).get("source", "")][rid] = (meta or {}).get("doc_hash", "")
         return by_source
 
-    def _settings_match(self, col) -> bool:
+    @staticmethod
+    def _settings_match(col, fingerprint: dict[str, str]) -> bool:
         meta = col.metadata or {}
-        return all(str(meta.get(k)) == v for k, v in self.fingerprint.items())
+        return all(str(meta.get(k)) == v for k, v in fingerprint.items())
 
     def sync(self, corpus_dir: Path | None = None, progress: bool = True) -> IndexSummary:
         """Brings the collection in line with the corpus; only changed documents are re-embedded."""
@@ -224,12 +246,13 @@ class Store:
         cfg = chunking_config(self.settings)
 
         col = self.collection()
-        if not self._settings_match(col):
+        if not self._settings_match(col, self.fingerprint):
             log.info("model or chunking settings changed: rebuilding the index")
             self.client.delete_collection(self.settings.collection)
             col = self.collection()
             summary.rebuilt = True
         existing = self._existing(col)
+        wanted_ids: dict[str, Record] = {}
 
         to_add: list[Record] = []
         to_delete: list[str] = []
@@ -237,6 +260,7 @@ class Store:
         for doc in docs:
             current_sources.add(doc.source)
             wanted = {r.id: r for c in chunk_document(doc, cfg, self.embedder.count_tokens) for r in records_for(c)}
+            wanted_ids.update(wanted)
             have = existing.get(doc.source, {})
             missing = [r for rid, r in wanted.items() if rid not in have]
             stale = [rid for rid in have if rid not in wanted]
@@ -257,22 +281,40 @@ class Store:
             for i in range(0, len(to_delete), 5000):
                 col.delete(ids=to_delete[i:i + 5000])
         if to_add:
-            self._add(col, to_add, progress)
+            self._add(col, to_add, progress, self.embedder)
         summary.records_added = len(to_add)
         summary.records_deleted = len(to_delete)
+        if self.second is not None:
+            summary.ensemble_added, summary.ensemble_deleted = self._sync_second(wanted_ids, progress)
         summary.seconds = time.perf_counter() - start
         self._write_manifest(docs, summary)
         log.info("index: %s", summary.line())
         return summary
 
-    def _add(self, col, records: list[Record], progress: bool) -> None:
+    def _sync_second(self, wanted: dict[str, "Record"], progress: bool) -> tuple[int, int]:
+        """The ensemble collection holds exactly the first one's records: (added, deleted)."""
+        col = self.collection(second=True)
+        if not self._settings_match(col, self.second.fingerprint):
+            self.client.delete_collection(self.second.collection)
+            col = self.collection(second=True)
+        have = set(col.get(include=[])["ids"])
+        stale = [rid for rid in have if rid not in wanted]
+        for i in range(0, len(stale), 5000):
+            col.delete(ids=stale[i:i + 5000])
+        missing = [r for rid, r in wanted.items() if rid not in have]
+        if missing:
+            self._add(col, missing, progress, self.second.embedder)
+        return len(missing), len(stale)
+
+    def _add(self, col, records: list[Record], progress: bool, embedder: Embedder) -> None:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(records), desc="Embedding", unit="rec", disable=not progress)
+        desc = "Embedding" if embedder is self.embedder else f"Embedding ({embedder.model_name})"
+        bar = tqdm(total=len(records), desc=desc, unit="rec", disable=not progress)
         try:
             for i in range(0, len(records), _ADD_BATCH):
                 batch = records[i:i + _ADD_BATCH]
-                vectors = self.embedder.encode_uncached([r.embed_text for r in batch])
+                vectors = embedder.encode_uncached([r.embed_text for r in batch])
                 col.upsert(
                     ids=[r.id for r in batch],
                     embeddings=vectors,
@@ -289,6 +331,7 @@ class Store:
             "fingerprint": self.fingerprint,
             "store": f"http://{self.settings.chroma_host}:{self.settings.chroma_port}" if self.settings.chroma_host else "embedded",
             "collection": self.settings.collection,
+            "ensemble": {"collection": self.second.collection, "fingerprint": self.second.fingerprint} if self.second else None,
             "documents": {d.source: d.content_hash for d in docs},
             "last_run": summary.to_dict(),
         }
@@ -303,9 +346,12 @@ class Store:
 
         try:
             col = self.collection(create=False)
-            if not self._settings_match(col):
+            if not self._settings_match(col, self.fingerprint):
                 raise StoreError("the index was built with other model or chunking settings: run `backpain index`")
             got = col.get(include=["embeddings", "documents", "metadatas"])
+            loaded = LoadedIndex.from_chroma(got)
+            if self.second is not None:
+                loaded.attach_second(self._second_vectors())
         except NotFoundError as exc:
             raise StoreError(
                 f"no index named '{self.settings.collection}' in the store: run `backpain index` first"
@@ -314,18 +360,35 @@ class Store:
             raise
         except Exception as exc:
             raise _failure(self.settings, "read", exc) from exc
-        return LoadedIndex.from_chroma(got)
+        return loaded
+
+    def _second_vectors(self) -> dict[str, np.ndarray]:
+        """The ensemble model's vectors by record id; none when its collection is missing or was
+        built for other settings (the index then reports the records as incomplete)."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            col = self.collection(create=False, second=True)
+        except NotFoundError:
+            return {}
+        if not self._settings_match(col, self.second.fingerprint):
+            return {}
+        got = col.get(include=["embeddings"])
+        embeddings = got.get("embeddings")
+        return dict(zip(got["ids"], embeddings if embeddings is not None else []))
 
     def rebuild(self, corpus_dir: Path | None = None, progress: bool = True) -> IndexSummary:
         """Drops the collection and builds it again from the corpus."""
         from chromadb.errors import NotFoundError
 
-        try:
-            self.client.delete_collection(self.settings.collection)
-        except NotFoundError:
-            pass
-        except Exception as exc:
-            raise _failure(self.settings, "rebuild", exc) from exc
+        names = [self.settings.collection] + ([self.second.collection] if self.second else [])
+        for name in names:
+            try:
+                self.client.delete_collection(name)
+            except NotFoundError:
+                pass
+            except Exception as exc:
+                raise _failure(self.settings, "rebuild", exc) from exc
         summary = self.sync(corpus_dir, progress=progress)
         summary.rebuilt = True
         return summary
@@ -340,6 +403,10 @@ class LoadedIndex:
     texts: dict[str, list[str]]
     metas: dict[str, list[dict]]
     vectors: dict[str, np.ndarray]
+    # the ensemble model's vectors, row for row with ``vectors`` (None: no ensemble), and how many
+    # records it lacks (an interrupted build)
+    second: dict[str, np.ndarray] | None = None
+    second_missing: int = 0
 
     @classmethod
     def from_chroma(cls, got: dict) -> "LoadedIndex":
@@ -361,6 +428,13 @@ class LoadedIndex:
     def __len__(self) -> int:
         return len(self.ids["chunk"])
 
+    def attach_second(self, by_id: dict[str, Any]) -> None:
+        self.second_missing = sum(rid not in by_id for kind in RECORD_KINDS for rid in self.ids[kind])
+        if self.second_missing:
+            self.second = None
+            return
+        self.second = {kind: _matrix([by_id[rid] for rid in self.ids[kind]]) for kind in RECORD_KINDS}
+
     def problems(self) -> list[str]:
         """What an interrupted build leaves behind: windows without their sentence (or the other way
         round), or records whose chunk is missing. Empty when the index is whole."""
@@ -374,6 +448,8 @@ class LoadedIndex:
         orphans = {c for c, _ in windows | sentences} - set(self.ids["chunk"])
         if orphans:
             out.append(f"{len(orphans)} passages missing")
+        if self.second_missing:
+            out.append(f"{self.second_missing} records without the ensemble model's vectors")
         return out
 
 

@@ -113,3 +113,28 @@ def test_a_repeated_sentence_counts_only_where_it_first_appears(bot):
     assert len(texts) == len(set(texts))
     assert "Not moving enough daily can weaken your muscle" in texts[0]
     assert contexts[0].section == "Can Walking Relieve Back Pain? And More \u2013 Research-Backed"
+
+
+def test_the_ensemble_model_finds_more_evidence_than_the_first_model_alone(bot, test_settings):
+    from assistant.evaluation.datasets import load_qa
+    from assistant.evaluation.matching import first_relevant_rank
+    from assistant.retrieval import Retriever
+    from assistant.settings import PROJECT_ROOT
+
+    assert bot.retriever.second is not None
+    alone = Retriever(bot.retriever.index, bot.embedder, test_settings)
+    assert alone.second is None
+    cases = [c for c in load_qa(PROJECT_ROOT / "evals" / "qa.jsonl") if c.answerable and not c.history]
+    hits = {"ensemble": 0, "alone": 0}
+    differ = 0
+    for case in cases:
+        query = bot.retriever.analyse(case.question)
+        both = bot.retriever.retrieve(query).contexts
+        one = alone.retrieve(query).contexts
+        differ += [c.chunk_id for c in both] != [c.chunk_id for c in one]
+        for name, contexts in (("ensemble", both), ("alone", one)):
+            rank = first_relevant_rank([c.text for c in contexts], case.evidence)
+            hits[name] += rank is not None and rank <= 3
+    print(f"\nhit@3 on {len(cases)} dev questions: {hits}; rankings differ on {differ}")
+    assert len(cases) >= 100 and differ >= len(cases) // 10
+    assert hits["ensemble"] > hits["alone"]

@@ -99,3 +99,50 @@ def test_loaded_index_mirrors_the_collection(test_settings, embedder):
     assert len(loaded) == len(loaded.ids["chunk"]) > 50
     assert loaded.vectors["chunk"].shape == (len(loaded), embedder.dim)
     assert len(loaded.ids["window"]) == len(loaded.ids["sentence"]) > len(loaded)
+
+
+def test_the_ensemble_collection_mirrors_the_first_row_for_row(corpus_copy, store_for):
+    store = store_for(corpus_copy)
+    assert store.second is not None and store.second.embedder.model_name == "all-mpnet-base-v2"
+    first = store.sync(progress=False)
+    assert first.ensemble_added == first.records_added > 0
+    loaded = store.load_records()
+    assert not loaded.problems()
+    for kind, vectors in loaded.vectors.items():
+        assert loaded.second[kind].shape == (len(vectors), store.second.embedder.dim)
+    # each row holds the second model's vector of that row's text, not a neighbour's
+    row = len(loaded.ids["sentence"]) // 2
+    text = loaded.texts["sentence"][row]
+    expected = store.second.embedder.encode_uncached([text])[0]
+    assert float(loaded.second["sentence"][row] @ expected) > 0.999
+    manifest = json.loads((store.settings.index_dir / MANIFEST_NAME).read_text())
+    assert manifest["ensemble"]["fingerprint"]["model"] == "all-mpnet-base-v2"
+
+    target = corpus_copy / "walking-as-a-key-element-of-back-pain-exercises.md"
+    target.write_text(target.read_text().replace("at least 30 seconds", "at least 45 seconds"))
+    changed = store.sync(progress=False)
+    assert changed.ensemble_added == changed.records_added > 0
+    assert changed.ensemble_deleted == changed.records_deleted > 0
+    assert store.collection(second=True).count() == store.collection().count()
+
+
+def test_ensemble_vectors_lost_mid_build_are_reported_and_restored(corpus_copy, store_for):
+    store = store_for(corpus_copy)
+    store.sync(progress=False)
+    ids = store.collection(second=True).get(include=[])["ids"]
+    lost = sorted(ids)[:40]
+    store.collection(second=True).delete(ids=lost)  # as if the process died while embedding them
+    problems = store.load_records().problems()
+    assert problems == ["40 records without the ensemble model's vectors"]
+    repaired = store.sync(progress=False)
+    assert repaired.ensemble_added == 40 and repaired.records_added == 0
+    assert not store.load_records().problems()
+
+
+def test_ensemble_off_builds_one_collection(corpus_copy, store_for):
+    store = store_for(corpus_copy, ensemble_model="none")
+    assert store.second is None
+    summary = store.sync(progress=False)
+    assert summary.ensemble_added == 0
+    assert store.load_records().second is None
+    assert [c.name for c in store.client.list_collections()] == ["incremental"]

@@ -45,6 +45,12 @@ _DENIED = re.compile(r"\b(not|no|nor|never|isn'?t|aren'?t|rather than|instead of
 _ADVERB_BACK = re.compile(r"\b((get|gets|got|getting|come|comes|came|coming|go|goes|going|went|bring|brings|brought|"
                           r"movement|motion|strength|fitness|confidence|way|turn|turned|bounce|bounced) back|"
                           r"back (to|from|home|then|again|into|and forth|on track|in the day))\b")
+# the back named only to rule it out: "my back is fine.", "not my back, just the hip", "no back pain"
+_BACK_RULED_OUT = re.compile(
+    r"\b(not|isn'?t|nothing to do with|no (problems?|issues?|trouble) with) (my |the |her |his |their )?(lower )?(back|spine)\b|"
+    r"\b(my|the|her|his|their) (lower )?(back|spine)(\s(is|are|feels|seems)|'s)( absolutely| totally| completely| perfectly| really)? "
+    r"(fine|ok|okay|alright|all right|good|normal|not the problem)(?=\s*([.,!;)]|$|(it'?s|just|only|but)\b))|"
+    r"\bno (back|spine) (pain|problems?|issues?|trouble)\b")
 # asking how to treat a body part: "exercises for my knees", "something to strengthen the ankle"
 _TREATMENT_FOR = re.compile(r"\b(exercises?|stretch\w*|treat\w*|remed\w*|cures?|fix|strengthen\w*|rehab\w*|physio)\s+"
                             r"((for|on|of)\s+)?((my|the|your|her|his|a|an|both|sore|bad)\s+)?$")
@@ -163,7 +169,7 @@ class ScopeJudge:
         lowered = " ".join(text.lower().split())
         if self.rules.role_requests.search(lowered):
             return ScopeDecision("not_a_doctor")
-        about_back = bool(self.rules.back.search(_ADVERB_BACK.sub(" ", lowered)))
+        about_back = bool(self.rules.back.search(_BACK_RULED_OUT.sub(" ", _ADVERB_BACK.sub(" ", lowered))))
         subjects = [c.name for c in self.rules.near_topic
                     if (c.even_with_back or not about_back) and self._near_topic(c, lowered)]
         if subjects:

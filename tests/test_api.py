@@ -85,6 +85,17 @@ def test_a_which_ones_question_gets_the_list_with_its_opener(bot, question):
     assert first_item > 0 and re.search(r": \[\d+\]$", lines[first_item - 1]), result.answer_text
 
 
+@pytest.mark.parametrize("question, examples", [
+    ("what stretches would you suggest once I'm back from a walk?", ("lunges", "touching your toes")),
+    ("which exercises build up the core so walking is easier on my back?", ("planks", "bridges")),
+])
+def test_a_which_ones_question_gets_the_sentence_that_names_them(bot, question, examples):
+    """Sentences about the subject in general score close to the one naming the things asked for;
+    a "which ones" question needs the names."""
+    result = bot.answer(question)
+    assert result.kind == "answer" and all(e in result.answer_text for e in examples), result.answer_text
+
+
 @pytest.mark.parametrize("question", [
     "how much ibuprofen can I take for my back pain?",
     "what does it mean if my MRI shows a bulging L4 disc?",

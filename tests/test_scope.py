@@ -17,6 +17,8 @@ import pytest
     ("tennis elbow for weeks now, how do I get the strength back?", "other joints"),  # "back" as a direction
     ("how soon can I drive after a laminectomy on my lower back?", "back operations"),
     ("I'm doing a long-distance path next month, which stages suit a bad back?", "routes"),
+    ("my hip clicks when I climb the stairs, what is it?", "other joints"),
+    ("my hip aches when I lie on it at night - my back's fine. What helps?", "other joints"),  # back ruled out
 ])
 def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
     got = bot.answer(question)
@@ -24,9 +26,22 @@ def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
     assert subject in got.text and not got.citations
 
 
-def test_a_body_part_the_corpus_mentions_stays_in_scope_when_the_question_is_about_walking(bot):
-    got = bot.answer("where should my shoulders be when I'm walking briskly?")
+@pytest.mark.parametrize("question", [
+    "where should my shoulders be when I'm walking briskly?",
+    "my hips ache by the end of a long walk, could my posture be the reason?",
+])
+def test_a_body_part_the_corpus_mentions_stays_in_scope_when_the_question_is_about_walking(bot, question):
+    got = bot.answer(question)
     assert got.kind == "answer" and got.citations
+
+
+@pytest.mark.parametrize("question", [
+    "are bumpy woodland trails any worse for a bad back than tarmac?",
+    "my usual route to work is a gravel towpath, is that an ok surface for my back?",
+    "my back is fine when I walk but aches after sitting, should I walk more?",
+])
+def test_ground_underfoot_a_daily_route_and_a_back_that_is_fine_only_sometimes_stay_in_scope(bot, question):
+    assert bot.answer(question).kind == "answer"
 
 
 @pytest.mark.parametrize("question", [

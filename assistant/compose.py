@@ -275,6 +275,21 @@ class Composer:
                 have.add(row)
         return out
 
+    def with_what_follows(self, chosen: list[_Candidate]) -> list[_Candidate]:
+        """A sentence followed by one that carries it on ("... warm up your muscles." "This can be
+        achieved by ...") gets that sentence too, while the answer has room: the how or the why."""
+        out = list(chosen)
+        have = {c.row for c in out}
+        for cand in chosen:
+            if len(out) >= self.max_sentences or cand.is_item or cand.text.rstrip().endswith(":"):
+                continue
+            row = self._row_at.get((cand.chunk_row, cand.position + 1))
+            if (row is not None and row not in have and not self.sent_meta[row].get("is_item")
+                    and self._usable[row] and _LEANS_BACK.match(self.sent_text[row])):
+                out.append(_Candidate(row, cand.chunk_row, cand.rank, cand.position + 1, self.sent_text[row], False, cand.score))
+                have.add(row)
+        return out
+
     @staticmethod
     def answer_first(ordered: list[_Candidate], question: str) -> list[_Candidate]:
         """The sentence that answers goes first: the best one, or for "how long / how often" the best
@@ -289,7 +304,7 @@ class Composer:
 
     def compose(self, retrieved: Retrieved, contexts: list[Context]) -> Composition:
         question = retrieved.query.message
-        chosen = self.with_what_they_lean_on(self.select(self.candidates(retrieved)))
+        chosen = self.with_what_follows(self.with_what_they_lean_on(self.select(self.candidates(retrieved))))
         chosen = self.with_list_intros(self.with_their_list(chosen, retrieved.query.text))
         steps = bool(_WANTS_STEPS.search(question)) and not _WANTS_FIGURE.search(question)
         return self.render(self.answer_first(chosen, question), contexts, steps=steps)

@@ -96,6 +96,15 @@ def test_a_which_ones_question_gets_the_sentence_that_names_them(bot, question, 
     assert result.kind == "answer" and all(e in result.answer_text for e in examples), result.answer_text
 
 
+def test_a_sentence_that_carries_the_chosen_one_on_comes_with_it(bot):
+    """ "... warm up your muscles before starting your walk." is followed by how: "This can be achieved
+    by ...". Alone, the first tells you to warm up and not how."""
+    result = bot.answer("must I warm up first, when it's only a walk?")
+    text = result.answer_text
+    assert "warm up your muscles" in text and "This can be achieved by" in text, text
+    assert text.index("warm up your muscles") < text.index("This can be achieved by")
+
+
 @pytest.mark.parametrize("question", [
     "how much ibuprofen can I take for my back pain?",
     "what does it mean if my MRI shows a bulging L4 disc?",

@@ -2,10 +2,10 @@
 
 Every article here is about walking and back pain, so those words match everything. The signal
 is in the rest: the question is cleaned, misspellings are mapped onto the corpus vocabulary,
-lay and foreign words are expanded to the articles' terms, and three rankings are fused by
-reciprocal rank: dense over whole chunks, sentence windows and bare sentences, and BM25 on the
-distinctive words. A second embedding model (the ensemble) adds its own three dense rankings: the
-two models miss different paraphrases. Everything but the query embeddings is precomputed at load time.
+lay and foreign words are expanded to the articles' terms, and rankings are fused by reciprocal
+rank: dense over whole chunks, sentence windows and bare sentences, and BM25 on the distinctive
+words. A second embedding model (the ensemble) adds its own three dense rankings: the two models
+miss different paraphrases. Everything but the query embeddings is precomputed at load time.
 """
 
 from __future__ import annotations

@@ -252,7 +252,7 @@ class Store:
             col = self.collection()
             summary.rebuilt = True
         existing = self._existing(col)
-        wanted_ids: dict[str, Record] = {}
+        wanted_everywhere: dict[str, Record] = {}
 
         to_add: list[Record] = []
         to_delete: list[str] = []
@@ -260,7 +260,7 @@ class Store:
         for doc in docs:
             current_sources.add(doc.source)
             wanted = {r.id: r for c in chunk_document(doc, cfg, self.embedder.count_tokens) for r in records_for(c)}
-            wanted_ids.update(wanted)
+            wanted_everywhere.update(wanted)
             have = existing.get(doc.source, {})
             missing = [r for rid, r in wanted.items() if rid not in have]
             stale = [rid for rid in have if rid not in wanted]
@@ -285,13 +285,13 @@ class Store:
         summary.records_added = len(to_add)
         summary.records_deleted = len(to_delete)
         if self.second is not None:
-            summary.ensemble_added, summary.ensemble_deleted = self._sync_second(wanted_ids, progress)
+            summary.ensemble_added, summary.ensemble_deleted = self._sync_second(wanted_everywhere, progress)
         summary.seconds = time.perf_counter() - start
         self._write_manifest(docs, summary)
         log.info("index: %s", summary.line())
         return summary
 
-    def _sync_second(self, wanted: dict[str, "Record"], progress: bool) -> tuple[int, int]:
+    def _sync_second(self, wanted: dict[str, Record], progress: bool) -> tuple[int, int]:
         """The ensemble collection holds exactly the first one's records: (added, deleted)."""
         col = self.collection(second=True)
         if not self._settings_match(col, self.second.fingerprint):

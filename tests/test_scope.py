@@ -19,6 +19,12 @@ import pytest
     ("I'm doing a long-distance path next month, which stages suit a bad back?", "routes"),
     ("my hip clicks when I climb the stairs, what is it?", "other joints"),
     ("my hip aches when I lie on it at night - my back's fine. What helps?", "other joints"),  # back ruled out
+    ("tore a hamstring playing football, when can I play again?", "other joints"),
+    ("I'd like to set up a pet sitting company, what should I charge?", "costs"),
+    ("is a three-day split or push/pull better for bulking?", "gym"),
+    ("which foods bring cholesterol down fastest?", "other health goals"),
+    ("when do toddlers usually learn to walk?", "babies"),
+    ("how many miles should I walk my spaniel a day?", "pets"),
 ])
 def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
     got = bot.answer(question)
@@ -39,6 +45,8 @@ def test_a_body_part_the_corpus_mentions_stays_in_scope_when_the_question_is_abo
     "are bumpy woodland trails any worse for a bad back than tarmac?",
     "my usual route to work is a gravel towpath, is that an ok surface for my back?",
     "my back is fine when I walk but aches after sitting, should I walk more?",
+    "my hamstrings feel tight on walks, could that pull on my lower back?",
+    "would shedding some fat take the strain off my back?",
 ])
 def test_ground_underfoot_a_daily_route_and_a_back_that_is_fine_only_sometimes_stay_in_scope(bot, question):
     assert bot.answer(question).kind == "answer"

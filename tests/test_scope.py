@@ -25,6 +25,8 @@ import pytest
     ("which foods bring cholesterol down fastest?", "other health goals"),
     ("when do toddlers usually learn to walk?", "babies"),
     ("how many miles should I walk my spaniel a day?", "pets"),
+    ("any good 10k training plan for a first-timer?", "races"),
+    ("how many sets of crunches will tone my abs?", "gym"),
 ])
 def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
     got = bot.answer(question)
@@ -47,6 +49,7 @@ def test_a_body_part_the_corpus_mentions_stays_in_scope_when_the_question_is_abo
     "my back is fine when I walk but aches after sitting, should I walk more?",
     "my hamstrings feel tight on walks, could that pull on my lower back?",
     "would shedding some fat take the strain off my back?",
+    "is walking kinder than a running programme on a bad back?",
 ])
 def test_ground_underfoot_a_daily_route_and_a_back_that_is_fine_only_sometimes_stay_in_scope(bot, question):
     assert bot.answer(question).kind == "answer"

@@ -88,6 +88,7 @@ def test_a_which_ones_question_gets_the_list_with_its_opener(bot, question):
 @pytest.mark.parametrize("question, examples", [
     ("what stretches would you suggest once I'm back from a walk?", ("lunges", "touching your toes")),
     ("which exercises build up the core so walking is easier on my back?", ("planks", "bridges")),
+    ("wat stretches r good once im home from a walk", ("lunges", "touching your toes")),  # text-speak
 ])
 def test_a_which_ones_question_gets_the_sentence_that_names_them(bot, question, examples):
     """Sentences about the subject in general score close to the one naming the things asked for;

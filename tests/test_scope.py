@@ -96,6 +96,7 @@ def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
 
 @pytest.mark.parametrize("question", [
     "my back feels all creaky and wonky in the mornings, will a stroll loosen it up?",  # rare, but everyday
+    "which part of my foot should touch down first?",  # no other topic word: the foot is the stride
     "my nan reckons walking is rubbish for a bad back, is she right?",
     "my daughter says I slouch when I walk, is that bad for my back?",
     "I walk the dog every day rain or shine, is that enough for my back?",

@@ -87,6 +87,9 @@ def test_clinician_requests_are_refused_with_what_it_can_do(bot, question):
     ("my lad is 9 and his back hurts after school, should he walk more?", "children"),
     ("our spaniel keeps yanking on his leash and my back is killing me, what can I do?", "dogs"),
     ("how many calories would an hour of brisk walking use up for me?", "how many calories"),  # no figure given
+    ("my back aches more around my period, would a daily walk ease it?", "periods"),
+    ("my spine cracks when I twist on a walk, should I worry?", "clicking and cracking"),
+    ("mum's back aches from stooping over her zimmer frame, what height should it be?", "devices"),
 ])
 def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
     got = bot.answer(question)
@@ -97,6 +100,8 @@ def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
 @pytest.mark.parametrize("question", [
     "my back feels all creaky and wonky in the mornings, will a stroll loosen it up?",  # rare, but everyday
     "which part of my foot should touch down first?",  # no other topic word: the foot is the stride
+    "I walked for a long period yesterday and my back is sore, is that ok?",  # a period of time
+    "shall I crack on with walking even though my back is sore?",  # an idiom, not a noise
     "my nan reckons walking is rubbish for a bad back, is she right?",
     "my daughter says I slouch when I walk, is that bad for my back?",
     "I walk the dog every day rain or shine, is that enough for my back?",

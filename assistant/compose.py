@@ -103,6 +103,20 @@ class Composition:
 
 
 @dataclass(frozen=True)
+class _Space:
+    """One model's sentence and window vectors, with each one's similarity to the corpus mean."""
+
+    sentences: object
+    windows: object
+    generic_sentences: object
+    generic_windows: object
+
+    @classmethod
+    def of(cls, sentences, windows) -> "_Space":
+        return cls(sentences, windows, sentences @ sentences.mean(axis=0), windows @ windows.mean(axis=0))
+
+
+@dataclass(frozen=True)
 class _Candidate:
     row: int
     chunk_row: int
@@ -142,18 +156,17 @@ class Composer:
         # Every sentence here is about walking and the back, and so is every question: that shared part
         # favours sentences that say little beyond it. Scoring against the question minus the corpus mean
         # (v.q - v.mean) ranks sentences by what the question asks in particular.
-        self._generic_sent = self.sent_vecs @ self.sent_vecs.mean(axis=0)
-        self._generic_window = self.window_vecs @ self.window_vecs.mean(axis=0)
-        second = index.second if retriever.second is not None else None
-        self._second = None if second is None else (
-            second["sentence"], second["window"],
-            second["sentence"] @ second["sentence"].mean(axis=0), second["window"] @ second["window"].mean(axis=0))
+        # With the ensemble on, the second model's vectors score sentences too, and the two are averaged.
+        self._spaces = [_Space.of(self.sent_vecs, self.window_vecs)]
+        if retriever.second is not None:
+            self._spaces.append(_Space.of(index.second["sentence"], index.second["window"]))
         # whether a sentence can stand in an answer depends on the sentence alone: judged once here
         self._usable = [_usable(t, bool(m.get("is_item"))) for t, m in zip(self.sent_text, self.sent_meta)]
         self._names_examples = [bool(_NAMES_EXAMPLES.search(t)) for t in self.sent_text]
 
     def candidates(self, retrieved: Retrieved, passages: int = 4) -> list[_Candidate]:
-        qv = retrieved.query_vector
+        spaces = [(space, q) for space, q in zip(self._spaces, (retrieved.query_vector, retrieved.second_vector))
+                  if q is not None]
         keywords = set(retrieved.query.keywords)
         wants_list = bool(_WANTS_LIST.search(retrieved.query.text))
         out: list[_Candidate] = []
@@ -161,13 +174,8 @@ class Composer:
             rows = self.rows_by_chunk.get(chunk_row, [])
             if not rows:
                 continue
-            own = self.sent_vecs[rows] @ qv - self._generic_sent[rows]
-            win = self.window_vecs[rows] @ qv - self._generic_window[rows]
-            if self._second is not None and retrieved.second_vector is not None:
-                sv, wv, gs, gw = self._second
-                q2 = retrieved.second_vector
-                own = (own + sv[rows] @ q2 - gs[rows]) / 2
-                win = (win + wv[rows] @ q2 - gw[rows]) / 2
+            own = sum(sp.sentences[rows] @ q - sp.generic_sentences[rows] for sp, q in spaces) / len(spaces)
+            win = sum(sp.windows[rows] @ q - sp.generic_windows[rows] for sp, q in spaces) / len(spaces)
             for j, row in enumerate(rows):
                 text = self.sent_text[row]
                 is_item = bool(self.sent_meta[row].get("is_item"))
@@ -261,34 +269,32 @@ class Composer:
             group_best[c.chunk_row] = max(group_best.get(c.chunk_row, -1.0), c.score)
         return sorted(out, key=lambda c: (-group_best[c.chunk_row], c.position))
 
-    def with_what_they_lean_on(self, chosen: list[_Candidate]) -> list[_Candidate]:
-        """A sentence that starts "These benefits ..." gets the sentence before it, while the answer
-        has room. (Scoring such sentences down instead cost key facts on every eval set.)"""
+    def _with_neighbours(self, chosen: list[_Candidate], step: int, takes) -> list[_Candidate]:
+        """Each chosen sentence that is not a list item brings the sentence ``step`` away in its passage
+        (not an item, not yet chosen) when ``takes(candidate, row)``, while the answer has room."""
         out = list(chosen)
         have = {c.row for c in out}
         for cand in chosen:
-            if len(out) >= self.max_sentences or cand.is_item or not _LEANS_BACK.match(cand.text):
+            if len(out) >= self.max_sentences or cand.is_item:
                 continue
-            row = self._row_at.get((cand.chunk_row, cand.position - 1))
-            if row is not None and row not in have and not self.sent_meta[row].get("is_item"):
-                out.append(_Candidate(row, cand.chunk_row, cand.rank, cand.position - 1, self.sent_text[row], False, cand.score))
-                have.add(row)
+            position = cand.position + step
+            row = self._row_at.get((cand.chunk_row, position))
+            if row is None or row in have or self.sent_meta[row].get("is_item") or not takes(cand, row):
+                continue
+            out.append(_Candidate(row, cand.chunk_row, cand.rank, position, self.sent_text[row], False, cand.score))
+            have.add(row)
         return out
+
+    def with_what_they_lean_on(self, chosen: list[_Candidate]) -> list[_Candidate]:
+        """A sentence that starts "These benefits ..." gets the sentence before it, while the answer
+        has room. (Scoring such sentences down instead cost key facts on every eval set.)"""
+        return self._with_neighbours(chosen, -1, lambda cand, row: bool(_LEANS_BACK.match(cand.text)))
 
     def with_what_follows(self, chosen: list[_Candidate]) -> list[_Candidate]:
         """A sentence followed by one that carries it on ("... warm up your muscles." "This can be
         achieved by ...") gets that sentence too, while the answer has room: the how or the why."""
-        out = list(chosen)
-        have = {c.row for c in out}
-        for cand in chosen:
-            if len(out) >= self.max_sentences or cand.is_item or cand.text.rstrip().endswith(":"):
-                continue
-            row = self._row_at.get((cand.chunk_row, cand.position + 1))
-            if (row is not None and row not in have and not self.sent_meta[row].get("is_item")
-                    and self._usable[row] and _LEANS_BACK.match(self.sent_text[row])):
-                out.append(_Candidate(row, cand.chunk_row, cand.rank, cand.position + 1, self.sent_text[row], False, cand.score))
-                have.add(row)
-        return out
+        return self._with_neighbours(chosen, 1, lambda cand, row: (
+            not cand.text.rstrip().endswith(":") and self._usable[row] and bool(_LEANS_BACK.match(self.sent_text[row]))))
 
     @staticmethod
     def answer_first(ordered: list[_Candidate], question: str) -> list[_Candidate]:

@@ -223,6 +223,9 @@ class Embedder:
         options.intra_op_num_threads = max(1, self.settings.inference_threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # idle ONNX threads spin by default; with two models (the ensemble) each one's spinning pool
+        # steals the cores the other is running on: p50 of answer() 35.9 -> 25.5 ms, p95 73.1 -> 39.1 ms
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._inputs = [i.name for i in session.get_inputs()]
         return session

@@ -16,7 +16,7 @@ from .models import Thresholds
 from .results import AnswerResult, Citation, Context
 from .retrieval import Retriever, strip_markup, words
 from .safety import INFO_REQUEST_NOTE, SafetyScreen, red_flag_reply
-from .scope import ScopeJudge
+from .scope import ScopeJudge, without_sign_off
 from .settings import Settings, get_settings
 from .store import REBUILD_HINT, LoadedIndex, Store
 from .validation import validate_history, validate_message
@@ -128,7 +128,7 @@ class Assistant:
         retrieved = self.retriever.retrieve(query)
         state.retrieved = retrieved
         contexts = retrieved.contexts
-        scope = self.scope.judge(query.text, words(strip_markup(query.message)), query.foreign)
+        scope = self.scope.judge(query.text, words(strip_markup(without_sign_off(query.message))), query.foreign)
         # what the sources do not cover: named terms, or a figure the top passages never give. A question
         # about warning signs may name a syndrome the warning-sign passages describe without naming it.
         named = [t for t in scope.terms if not (state.safety.info_request and t in scope.rare_words)]

@@ -69,8 +69,18 @@ _FIGURE = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|tw
 _QUOTED = re.compile(r"(?:^|\s)['\"\u2018\u201c]([^'\"\u2019\u201d]{1,80})['\"\u2019\u201d]")
 _WALKING = re.compile(r"\b(walk\w*|strides?|gait|posture|steps?|pace|hik\w*|stroll\w*)\b")
 _QUOTED_WORD = re.compile(r"[^\W\d_]+")
+# a letter's sign-off and the name under it: who wrote, not what is asked ("Yours faithfully, H. Okafor")
+_SIGN_OFF = re.compile(r"(?:^|(?<=[\s.!?,]))(?i:(yours )?(faithfully|sincerely|truly)|(kind|kindest|best|warm|warmest|many) "
+                       r"(regards|wishes|thanks)|regards|thanks( so much| a lot| in advance| again)?|"
+                       r"thank you( so much| in advance| again)?|cheers|with thanks|all the best)[,.!]?\s+"
+                       r"([A-Z][\w'-]*\.?\s*){1,3}(\(\d+\)\s*)?$")
 
 Verdict = Literal["answer", "no_answer", "out_of_scope", "not_a_doctor"]
+
+
+def without_sign_off(message: str) -> str:
+    """The message without a letter's closing name, which is rare as a word but never the subject."""
+    return _SIGN_OFF.sub("", message.rstrip()).rstrip()
 
 
 def _typo(word: str, corrected: str) -> bool:
@@ -113,6 +123,7 @@ class Concept:
     name: str
     pattern: re.Pattern
     even_with_back: bool = False  # near-topic subjects only: out of scope even when the back is named
+    walking_ok: bool = False  # near-topic subjects only: in scope when the question is about walking
 
 
 @dataclass
@@ -137,7 +148,8 @@ class ScopeRules:
         data = load_yaml(path or DATA_DIR / "scope.yaml")
 
         def concepts(key: str) -> tuple[Concept, ...]:
-            return tuple(Concept(str(c["name"]), _pattern(c["pattern"]), bool(c.get("even_with_back")))
+            return tuple(Concept(str(c["name"]), _pattern(c["pattern"]), bool(c.get("even_with_back")),
+                                 bool(c.get("walking_ok")))
                          for c in data.get(key) or [])
 
         return cls(
@@ -201,7 +213,10 @@ class ScopeJudge:
     def _near_topic(self, concept: Concept, lowered: str) -> bool:
         """A subject the corpus itself talks about (knees, shoulders) is in scope when the question
         is about walking: how the knees or shoulders move in a stride is posture, not a knee problem."""
-        walking = bool(_WALKING.search(lowered)) and not concept.even_with_back
+        walking = bool(_WALKING.search(lowered))
+        if walking and concept.walking_ok:
+            return False  # walking after a back operation: the sources say to ask first
+        walking = walking and not concept.even_with_back
         for m in concept.pattern.finditer(lowered):
             if _DENIED.search(lowered, 0, m.start()):
                 continue  # "it's a walk, not a marathon" says what the question is not about

@@ -540,10 +540,15 @@ def test_a_negation_that_is_the_symptom_itself_does_not_cancel_it(screen, messag
     "pulled my back shovelling the drive this morning, otherwise fine, walk or rest?",
     "my legs r wrecked after a spin class lol and my back is tight, walk it off?",
     "ive read about three different walking plans and im confused",
+    "I can't come to the office this week because my back is so stiff, is a short walk ok?",
+    "my back's too sore and I can't work for a few weeks, should I keep walking?",
+    "can't go looking round the shops for long with this back, how far should I walk?",
+    "my doctor told me years ago my bone density is low, does walking help the bones too?",
 ])
 def test_ordinary_messages_near_a_red_flag_stay_ordinary(screen, message):
     """Hands or arms alone, one leg, a real word that looks like a symptom's typo, exertion slang,
-    puzzlement: none is a red flag (written for this test, not taken from an eval set)."""
+    puzzlement, a week that starts with "wee", thin bones known for years: none is a red
+    flag (written for this test, not taken from an eval set)."""
     assert screen.assess(message).level == "none", screen.assess(message).reasons
 
 
@@ -551,6 +556,9 @@ def test_ordinary_messages_near_a_red_flag_stay_ordinary(screen, message):
     ("both my legs have gone numb and heavy since this morning and my back is killing me", "emergency"),
     ("my hands and both legs went numb after the fall", "emergency"),
     ("mum is muddled and has a high temperature with her back pain", "emergency"),
+    ("I can't wee properly since yesterday and my back is killing me", "emergency"),
+    ("the pain in my back wakes me every night and no position eases it", "urgent"),
+    ("I have osteoporosis and since a sneeze this morning there is a new sharp pain in my spine", "urgent"),
 ])
 def test_the_same_scoping_keeps_real_red_flags(screen, message, level):
     assert screen.assess(message).level == level, screen.assess(message).reasons

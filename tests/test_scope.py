@@ -27,6 +27,9 @@ import pytest
     ("how many miles should I walk my spaniel a day?", "pets"),
     ("any good 10k training plan for a first-timer?", "races"),
     ("how many sets of crunches will tone my abs?", "gym"),
+    ("our 10 month old daughter hasn't started walking yet, is that late?", "babies"),
+    ("how long should I be walking a six month old beagle each day?", "pets"),
+    ("can you write a limerick about my husband's dodgy back?", "writing"),
 ])
 def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
     got = bot.answer(question)
@@ -90,6 +93,12 @@ def test_clinician_requests_are_refused_with_what_it_can_do(bot, question):
     ("my back aches more around my period, would a daily walk ease it?", "periods"),
     ("my spine cracks when I twist on a walk, should I worry?", "clicking and cracking"),
     ("mum's back aches from stooping over her zimmer frame, what height should it be?", "devices"),
+    ("would a walk be kinder on my back on an empty stomach or after lunch?", "meals"),
+    ("my walking sticks are adjustable, what length should they be for my height?", "pole"),
+    ("how often should I swap my trainers for a new pair to protect my back?", "shoe wear"),
+    ("are zero-drop shoes any good for a sore lower back?", "shoe designs"),
+    ("does it do my back harm to walk when it's bitterly cold out?", "weather"),
+    ("my lower back makes a popping noise when I walk, is that bad?", "clicking and cracking"),
 ])
 def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
     got = bot.answer(question)
@@ -111,6 +120,27 @@ def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
 ])
 def test_everyday_words_do_not_trigger_a_decline(bot, question):
     assert bot.answer(question).kind == "answer"
+
+
+@pytest.mark.parametrize("question", [
+    "I had a laminectomy last month. Is it OK to start walking again on my own?",
+    "Three weeks after a spinal fusion, can I begin short walks or should I ask first?",
+])
+def test_walking_after_a_named_back_operation_is_not_declined(bot, question):
+    got = bot.answer(question)
+    assert got.kind == "answer" and got.citations, (got.kind, got.text[:150])
+
+
+def test_walking_after_a_named_back_operation_finds_the_advice_to_ask_first(bot):
+    got = bot.answer("I had a laminectomy last month. Is it OK to start walking again on my own?")
+    assert any("healthcare provider" in c.quote.lower() or "surgery" in c.quote.lower() for c in got.citations)
+
+
+def test_a_letter_signed_with_an_unusual_surname_is_answered(bot):
+    question = ("Dear team,\nI walk most mornings for my lower back. How long should each walk be?\n"
+                "Kind regards,\nT. Nwachukwu-Obi")
+    got = bot.answer(question)
+    assert got.kind == "answer", (got.kind, got.text[:150])
 
 
 def test_a_topic_the_corpus_covers_is_answered_when_documents_add_it(embedder):

@@ -34,7 +34,7 @@ COMMON_ZIPF = 4.0  # an everyday word (once in ten thousand words or more): "wie
 # Rare words shaped like descriptions or actions ("creaky", "jolting", "oiled", "gently") describe how
 # a person feels or moves, which the sources do cover; medical word endings keep a word a name.
 _DESCRIPTIVE = re.compile(r"(ing|ed|ly|[^e]y|ish)$")
-_PERSON = re.compile(r"(ist|ists|ician|icians)$")  # a podiatrist or a physician is who said it, not what is asked
+_PERSON = re.compile(r"(ist|ists|ician|icians|opath|opaths)$")  # a podiatrist, a physician or a naturopath is who said it
 _UNIT = re.compile(r"(metre|meter|litre|liter|gram|gramme|inch|inche|mile|pound|stone)s?$")  # a quantity, not a name
 _MEDICAL_ENDING = re.compile(r"(itis|osis|algia|pathy|ology|therapy|ectomy|otomy|plasty|scopy|graphy|oid|ine|ol|en|ide|ate|ex)$")
 
@@ -61,7 +61,7 @@ _HOW_MANY = re.compile(r"\b(how (many|much)|what (percentage|proportion|number|a
 # something helps rather than for a count
 _NOT_COUNTED = frozenset("""
     minutes minute mins min hours hour hrs hr seconds secs days day weeks week times goes sessions walks reps
-    repetitions rounds km kms kilometres kilometre kilometers kilometer miles mile metres meters
+    repetitions rounds k ks km kms kilometres kilometre kilometers kilometer miles mile metres meters
     of do does did is are can could should would will time longer further difference good better harm damage
     it this that they i you we he she them though then each every per people someone more walking exercise""".split())
 _FIGURE = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|fifty|hundred|"

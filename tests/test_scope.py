@@ -30,6 +30,9 @@ import pytest
     ("our 10 month old daughter hasn't started walking yet, is that late?", "babies"),
     ("how long should I be walking a six month old beagle each day?", "pets"),
     ("can you write a limerick about my husband's dodgy back?", "writing"),
+    ("what's the quickest way to walk from the station to the cathedral?", "routes"),
+    ("we're in Lisbon for a week, could you plan us a walking tour of the old town?", "routes"),
+    ("our rescue terrier is two, how far should his walks be?", "pets"),
 ])
 def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
     got = bot.answer(question)
@@ -117,6 +120,8 @@ def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
     "my 18 year old sits gaming all weekend and now complains his back hurts, is that why?",  # an adult
     "I think I walk a bit wierd and my back feels it, what habits should I fix?",  # a common word misspelt
     "how many minutes a day should I walk for my back when I'm starting?",  # a figure the sources give
+    "how many k's a day should I be doing to help my lower back?",  # k for kilometres
+    "my osteopath says walking will loosen my back, how often should I go?",  # who said it
 ])
 def test_everyday_words_do_not_trigger_a_decline(bot, question):
     assert bot.answer(question).kind == "answer"

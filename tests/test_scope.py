@@ -122,6 +122,7 @@ def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
     "how many minutes a day should I walk for my back when I'm starting?",  # a figure the sources give
     "how many k's a day should I be doing to help my lower back?",  # k for kilometres
     "my osteopath says walking will loosen my back, how often should I go?",  # who said it
+    "my old trainers are wearing out, does that matter for my back?",  # worn-out shoes: the sources say
 ])
 def test_everyday_words_do_not_trigger_a_decline(bot, question):
     assert bot.answer(question).kind == "answer"

@@ -144,7 +144,7 @@ class Assistant:
             state.result = self._out_of_scope(state, chat or OUT_OF_SCOPE_TEXT, "small_talk" if chat else "off_topic")
         elif uncovered:
             state.result = self._no_answer(state, contexts, uncovered)
-        elif state.safety.info_request and self._warning_contexts:
+        elif self._about_warning_signs(state):
             return state  # a question about warning signs is answered from the warning-sign passages
         elif retrieved.best_similarity < self._min_relevance:
             state.result = self._no_answer(state, contexts, [])
@@ -152,7 +152,7 @@ class Assistant:
 
     def step_compose(self, state: Turnstate) -> Turnstate:
         retrieved = state.retrieved
-        if state.safety.info_request and self._warning_contexts:
+        if self._about_warning_signs(state):
             composition = self.composer.quote_passages(self._warning_contexts)
         else:
             composition = self.composer.compose(retrieved, retrieved.contexts)
@@ -188,6 +188,15 @@ class Assistant:
             safety=state.safety,
             contexts=contexts,
         )
+
+    def _about_warning_signs(self, state: Turnstate) -> bool:
+        """The screen reads a message as asking about warning signs from its wording ("what are the signs",
+        "I'm a student", "if someone ..."); the warning-sign passages answer it only when the question's own
+        retrieval finds them too. A student asking about a laptop bag gets the passages about bags."""
+        if not (state.safety.info_request and self._warning_contexts):
+            return False
+        found = {c.chunk_id for c in state.retrieved.contexts[:3]}
+        return any(c.chunk_id in found for c in self._warning_contexts)
 
     def _find_warning_passages(self) -> list[Context]:
         query = self.retriever.analyse(WARNING_SIGNS_QUERY)

@@ -128,6 +128,23 @@ def test_questions_about_warning_signs_are_answered_from_the_warning_passages(bo
 
 
 @pytest.mark.parametrize("question", [
+    "I'm a nursing student and I cycle less now; is a brisk walk every evening good for my lower back?",
+    "I'd be grateful if you could tell me how long my daily walk should be for my back.",
+])
+def test_wording_that_sounds_educational_still_gets_the_passages_its_question_finds(bot, question):
+    """"student" and "if you" make the screen read a message as a question about warning signs; the
+    warning passages answer it only when its own retrieval finds them."""
+    result = bot.answer(question)
+    assert result.kind == "answer", (result.kind, result.text[:200])
+    assert not any("warning signs include" in c.quote.lower() for c in result.citations), result.answer_text
+
+
+def test_hold_still_and_moving_stretches_are_static_and_dynamic(bot):
+    result = bot.answer("should the hold-still stretches come before my walk or after it?")
+    assert result.kind == "answer" and "static" in result.answer_text.lower(), result.answer_text
+
+
+@pytest.mark.parametrize("question", [
     "what's the weather going to be like tomorrow?",
     "give me a recipe for chocolate cake",
     "which migraine tablets work fastest?",

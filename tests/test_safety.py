@@ -544,6 +544,8 @@ def test_a_negation_that_is_the_symptom_itself_does_not_cancel_it(screen, messag
     "my back's too sore and I can't work for a few weeks, should I keep walking?",
     "can't go looking round the shops for long with this back, how far should I walk?",
     "my doctor told me years ago my bone density is low, does walking help the bones too?",
+    "I always get muddled about which stretches go first, can you explain?",
+    "so many plans online, I'm really muddled. how far should I walk on a bad day?",
 ])
 def test_ordinary_messages_near_a_red_flag_stay_ordinary(screen, message):
     """Hands or arms alone, one leg, a real word that looks like a symptom's typo, exertion slang,

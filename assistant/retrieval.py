@@ -22,6 +22,7 @@ import numpy as np
 
 from .embeddings import Embedder
 from .results import Context, Turn
+from .scope import outside_quotes
 from .settings import DATA_DIR, Settings, load_yaml
 from .store import LoadedIndex
 
@@ -245,7 +246,8 @@ class Retriever:
         stop = _stopwords()
         content = [w for w in corrected if w not in stop and w not in self.lexicon.common_words]
         foreign = _looks_foreign(tokens)
-        uncovered = [t for t in self._uncovered if re.search(rf"(?<![^\W_]){re.escape(t)}(?![^\W_])", lowered)]
+        unquoted = " ".join(words(outside_quotes(text)))  # what someone said ('brace your core') is not asked
+        uncovered = [t for t in self._uncovered if re.search(rf"(?<![^\W_]){re.escape(t)}(?![^\W_])", unquoted)]
         on_topic = [w for w in corrected if self._is_topic_word(w)]
         query = Query(
             message=message,

@@ -69,6 +69,8 @@ _FIGURE = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|tw
 _QUOTED = re.compile(r"(?:^|\s)['\"\u2018\u201c]([^'\"\u2019\u201d]{1,80})['\"\u2019\u201d]")
 _WALKING = re.compile(r"\b(walk\w*|strides?|gait|posture|steps?|pace|hik\w*|stroll\w*)\b")
 _QUOTED_WORD = re.compile(r"[^\W\d_]+")
+# who is asking: "I'm a sceptic by nature", "as a retired teacher", "Sceptic here."
+_SELF = re.compile(r"\b(i'?m|i am|as) (a|an) ([a-z-]+ ){0,2}[a-z-]+|(^|[.!?]\s*)[a-z-]+ here\b")
 # a letter's sign-off and the name under it: who wrote, not what is asked ("Yours faithfully, H. Okafor")
 _SIGN_OFF = re.compile(r"(?:^|(?<=[\s.!?,]))(?i:(yours )?(faithfully|sincerely|truly)|(kind|kindest|best|warm|warmest|many) "
                        r"(regards|wishes|thanks)|regards|thanks( so much| a lot| in advance| again)?|"
@@ -76,6 +78,10 @@ _SIGN_OFF = re.compile(r"(?:^|(?<=[\s.!?,]))(?i:(yours )?(faithfully|sincerely|t
                        r"([A-Z][\w'-]*\.?\s*){1,3}(\(\d+\)\s*)?$")
 
 Verdict = Literal["answer", "no_answer", "out_of_scope", "not_a_doctor"]
+
+
+def outside_quotes(text: str) -> str:
+    return _QUOTED.sub(" ", text)
 
 
 def without_sign_off(message: str) -> str:
@@ -176,8 +182,8 @@ class ScopeJudge:
 
     def judge(self, text: str, words: list[str], foreign: bool = False) -> ScopeDecision:
         """``text`` is the question as retrieval read it (typos mapped, follow-ups joined to what
-        they follow); ``words`` the lower-cased words as the person typed them. Words of another language, or inside
-        quotes (what someone said, a phrase to repeat), are not the question's subject."""
+        they follow); ``words`` the lower-cased words as the person typed them. Words of another language, inside
+        quotes (what someone said, a phrase to repeat) or describing the writer are not the question's subject."""
         lowered = " ".join(text.lower().split())
         if self.rules.role_requests.search(lowered):
             return ScopeDecision("not_a_doctor")
@@ -186,12 +192,15 @@ class ScopeJudge:
                     if (c.even_with_back or not about_back) and self._near_topic(c, lowered)]
         if subjects:
             return ScopeDecision("out_of_scope", subjects)
+        quotes = [m.span(1) for m in _QUOTED.finditer(lowered)]
         terms = [c.name for c in self.rules.uncovered
-                 if any(not self._in_corpus(m.group(0)) for m in c.pattern.finditer(lowered))]
+                 if any(not self._in_corpus(m.group(0)) and not any(a <= m.start() < b for a, b in quotes)
+                        for m in c.pattern.finditer(lowered))]
         rare: list[str] = []
         if not foreign:
-            quoted = set(_QUOTED_WORD.findall(" ".join(_QUOTED.findall(lowered))))
-            rare = self.rare_unknown(w for w in words if w not in quoted)
+            aside = " ".join(lowered[a:b] for a, b in quotes) + " " + " ".join(m.group(0) for m in _SELF.finditer(lowered))
+            said = set(_QUOTED_WORD.findall(aside))
+            rare = self.rare_unknown(w for w in words if w not in said)
             terms += rare
         return ScopeDecision("no_answer", terms, rare) if terms else ScopeDecision()
 

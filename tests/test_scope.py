@@ -123,6 +123,8 @@ def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
     "how many k's a day should I be doing to help my lower back?",  # k for kilometres
     "my osteopath says walking will loosen my back, how often should I go?",  # who said it
     "my old trainers are wearing out, does that matter for my back?",  # worn-out shoes: the sources say
+    "I'm a hypochondriac, so tell me straight: is walking really safe for a bad back?",  # who is asking
+    "my trainer keeps shouting 'brace, brace!' at me. which muscles hold my back steady when I walk?",  # quoted
 ])
 def test_everyday_words_do_not_trigger_a_decline(bot, question):
     assert bot.answer(question).kind == "answer"

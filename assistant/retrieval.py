@@ -22,7 +22,7 @@ import numpy as np
 
 from .embeddings import Embedder
 from .results import Context, Turn
-from .scope import outside_quotes
+from .scope import outside_quotes, without_object_backs
 from .settings import DATA_DIR, Settings, load_yaml
 from .store import LoadedIndex
 
@@ -249,6 +249,8 @@ class Retriever:
         unquoted = " ".join(words(outside_quotes(text)))  # what someone said ('brace your core') is not asked
         uncovered = [t for t in self._uncovered if re.search(rf"(?<![^\W_]){re.escape(t)}(?![^\W_])", unquoted)]
         on_topic = [w for w in corrected if self._is_topic_word(w)]
+        if "back" in on_topic and "back" not in words(without_object_backs(lowered)):
+            on_topic = [w for w in on_topic if w != "back"]  # a back garden is not a back
         query = Query(
             message=message,
             text=text,

@@ -45,6 +45,19 @@ _DENIED = re.compile(r"\b(not|no|nor|never|isn'?t|aren'?t|rather than|instead of
 _ADVERB_BACK = re.compile(r"\b((get|gets|got|getting|come|comes|came|coming|go|goes|going|went|bring|brings|brought|"
                           r"movement|motion|strength|fitness|confidence|way|turn|turned|bounce|bounced) back|"
                           r"back (to|from|home|then|again|into|and forth|on track|in the day))\b")
+# "back" that is not anyone's back: a back garden, backing up photos, the back of a chair, a cat's back
+_OBJECT_BACK = re.compile(
+    r"\bback (gardens?|yards?|doors?|seats?|rows?|pockets?|streets?|lanes?|rooms?|bedroom|office|burner|end|log|pay|"
+    r"order|catalogue|issues?|copy|page|fire)\b|\bback(ed|ing|s)? (it|them|this|that|my|your|all|everything|stuff|files|"
+    r"photos|pictures|data|phone|laptop|computer) up\b|\bback ?ups?\b|\b(cat|kitten|dog|puppy|pup|horse|pony|rabbit|"
+    r"hamster)s?'?s? back\b|\bback (of|on) (the|my|a|our|his|her|their) ([a-z']+ )?(car|seat|chair|sofa|couch|house|queue|"
+    r"bus|van|book|drawer|cupboard|fridge|door|wardrobe|shop|class|hall|card|phone|tv|cinema|bike|head)\b")
+
+
+def without_object_backs(text: str) -> str:
+    return _OBJECT_BACK.sub(" ", text)
+
+
 # the back named only to rule it out: "my back is fine.", "not my back, just the hip", "no back pain"
 _BACK_RULED_OUT = re.compile(
     r"\b(not|isn'?t|nothing to do with|no (problems?|issues?|trouble) with) (my |the |her |his |their )?(lower )?(back|spine)\b|"
@@ -187,7 +200,8 @@ class ScopeJudge:
         lowered = " ".join(text.lower().split())
         if self.rules.role_requests.search(lowered):
             return ScopeDecision("not_a_doctor")
-        about_back = bool(self.rules.back.search(_BACK_RULED_OUT.sub(" ", _ADVERB_BACK.sub(" ", lowered))))
+        about_back = bool(self.rules.back.search(
+            _BACK_RULED_OUT.sub(" ", _ADVERB_BACK.sub(" ", without_object_backs(lowered)))))
         subjects = [c.name for c in self.rules.near_topic
                     if (c.even_with_back or not about_back) and self._near_topic(c, lowered)]
         if subjects:

@@ -33,6 +33,7 @@ import pytest
     ("what's the quickest way to walk from the station to the cathedral?", "routes"),
     ("we're in Lisbon for a week, could you plan us a walking tour of the old town?", "routes"),
     ("our rescue terrier is two, how far should his walks be?", "pets"),
+    ("my rabbit's back legs seem stiff, should he see the vet?", "pets"),
 ])
 def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
     got = bot.answer(question)
@@ -128,6 +129,12 @@ def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
 ])
 def test_everyday_words_do_not_trigger_a_decline(bot, question):
     assert bot.answer(question).kind == "answer"
+
+
+def test_a_back_that_is_not_anyones_back_is_not_on_topic(bot):
+    got = bot.answer("what's the easiest way to back up my laptop files every night?")
+    assert got.kind == "out_of_scope" and got.reason == "off_topic", (got.kind, got.text[:120])
+    assert bot.answer("my back aches after digging in the back garden, will a daily walk help?").kind == "answer"
 
 
 @pytest.mark.parametrize("question", [

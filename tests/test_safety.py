@@ -564,3 +564,37 @@ def test_ordinary_messages_near_a_red_flag_stay_ordinary(screen, message):
 ])
 def test_the_same_scoping_keeps_real_red_flags(screen, message, level):
     assert screen.assess(message).level == level, screen.assess(message).reasons
+
+
+@pytest.mark.parametrize("message, level", [
+    # a head-first impact loads the neck: a dive into shallow water, landing on the head
+    ("jumped off the jetty into the lake, it was shallow and I smacked my head, now my neck and back hurt", "emergency"),
+    ("my daughter fell off the climbing frame onto her head and says her back hurts", "emergency"),
+    # breathlessness with a swollen calf, or coughing blood: a clot on the lung, not a puffed-out walker
+    ("long coach trip last week, now my calf is puffy and sore and I get out of breath on the stairs, mid back aches", "emergency"),
+    ("my back aches and this morning I was coughing up blood", "emergency"),
+    # "my legs" numb, both of them, without the word both
+    ("since lunchtime my legs have gone numb and my lower back is agony", "emergency"),
+    # a raised PSA under investigation is a possible cancer
+    ("my PSA came back raised last month and now my lower back has ached for weeks", "urgent"),
+])
+def test_red_flags_worded_without_the_usual_terms(screen, monkeypatch, message, level):
+    """The rules catch these on their own, so the call does not rest on the learned detector."""
+    monkeypatch.setattr(screen, "parts", frozenset({"rules"}))
+    assert screen.assess(message).level == level, screen.assess(message).reasons
+
+
+@pytest.mark.parametrize("message", [
+    # a sentence that ends in "blood" and a later "ok" are not a blood test that came back ok
+    "I tripped down the whole flight of stairs and landed on my back, there was a bit of blood. Back is bruised. Ok to walk?",
+])
+def test_a_clearance_does_not_reach_into_the_next_sentence(screen, message):
+    assert screen.assess(message).level == "emergency", screen.assess(message).reasons
+
+
+@pytest.mark.parametrize("message", [
+    "lost 3 kilos since I gave up the booze in January, and my back is a bit stiff, ok to walk more?",
+    "as a paramedic I give IV drugs most shifts and my back aches after a week of nights, walking help?",
+])
+def test_explained_details_stay_ordinary(screen, message):
+    assert screen.assess(message).level == "none", screen.assess(message).reasons

@@ -128,8 +128,13 @@ class Analyser:
         if not clause_starts:
             clause_starts, clause_ends, clause_sentence = [0], [len(text)], [0]
 
+        def within_sentences(pat: re.Pattern[str]):
+            # a trigger's word gap never reaches into the next sentence ("a bit of blood. back is bruised. ok")
+            for ss, se in sentence_spans:
+                yield from pat.finditer(text, ss, se)
+
         triggers = {
-            name: [Span(*m.span()) for m in pat.finditer(text)]
+            name: [Span(*m.span()) for m in within_sentences(pat)]
             for name, pat in (
                 ("normal_finding", r.normal_finding),
                 ("historical", r.historical),
@@ -141,14 +146,14 @@ class Analyser:
             )
         }
         # "prob nothing", "no feeling": wording that looks like a denial and is not, either side
-        pseudo = [m.span() for m in r.pseudo_negation.finditer(text)]
+        pseudo = [m.span() for m in within_sentences(r.pseudo_negation)]
         for name, pat in (("negation_pre", r.negation_pre), ("negation_post", r.negation_post)):
             triggers[name] = [
-                Span(*m.span()) for m in pat.finditer(text) if not any(ps <= m.start() < pe for ps, pe in pseudo)
+                Span(*m.span()) for m in within_sentences(pat) if not any(ps <= m.start() < pe for ps, pe in pseudo)
             ]
         for name, pat in (("resolution", r.resolution), ("clearance", r.clearance)):
             spans = []
-            for m in pat.finditer(text):
+            for m in within_sentences(pat):
                 if name == "clearance" or _looks_like_clearance(m.group(0), r):
                     if r.clearance_negators.search(m.group(0)) or _negated_before(text, m.start(), triggers["negation_pre"], clause_starts, r):
                         continue
@@ -156,7 +161,7 @@ class Analyser:
             triggers[name] = spans
         # getting better, unless denied ("not getting better") or a prospect ("should get better")
         triggers["improving"] = [
-            Span(*m.span()) for m in r.improving.finditer(text)
+            Span(*m.span()) for m in within_sentences(r.improving)
             if not _negated_before(text, m.start(), triggers["negation_pre"], clause_starts, r)
         ]
 

@@ -137,7 +137,7 @@ class Assistant:
         if scope.verdict == "not_a_doctor":
             state.result = self._out_of_scope(state, NOT_A_DOCTOR_TEXT, "not_a_doctor")
         elif scope.verdict == "out_of_scope":
-            state.result = self._out_of_scope(state, near_topic_text(scope.terms), "near_topic")
+            state.result = self._out_of_scope(state, near_topic_text(scope.terms, scope.helped_by), "near_topic")
         elif (not state.safety.info_request and not query.on_topic_words
               and retrieved.best_similarity < self.thresholds.off_topic):
             chat = small_talk_reply(state.text)

@@ -398,13 +398,14 @@ def small_talk_reply(text: str) -> str | None:
     return None
 
 
-def near_topic_text(subjects: list[str]) -> str:
-    """A near-topic question gets its subject named, so the refusal reads as understood, not ignored."""
+def near_topic_text(subjects: list[str], helped_by: str = "") -> str:
+    """A near-topic question gets its subject named, so the refusal reads as understood, not ignored, and
+    a pointer to who can help with that subject (a vet for a pet, not a pharmacist)."""
     subject = " or ".join(subjects[:2])
+    helper = "" if helped_by == "-" else f"{helped_by or 'A doctor, pharmacist or physiotherapist'} can help with that. "
     return (
         f"I'm sorry, I can only help with walking and back pain, and your question is about {subject}, "
-        "which my sources don't cover. A doctor, pharmacist or physiotherapist can help with that. "
-        + SUGGESTIONS
+        f"which my sources don't cover. {helper}" + SUGGESTIONS
     )
 
 

@@ -54,8 +54,13 @@ _OBJECT_BACK = re.compile(
     r"bus|van|book|drawer|cupboard|fridge|door|wardrobe|shop|class|hall|card|phone|tv|cinema|bike|head)\b")
 
 
+# an animal's own back, said with a pronoun: "my cat keeps arching her back" (not dogs: "walking the dog and her
+# back gave out" is as likely a person's)
+_ANIMAL_BACK = re.compile(r"\b((cats?|kittens?|horses?|ponies|pony|rabbits?|hamsters?|guinea pigs?)\b.{0,30}?\b(her|his|its|their) )back\b")
+
+
 def without_object_backs(text: str) -> str:
-    return _OBJECT_BACK.sub(" ", text)
+    return _ANIMAL_BACK.sub(lambda m: m.group(1), _OBJECT_BACK.sub(" ", text))
 
 
 # the back named only to rule it out: "my back is fine.", "not my back, just the hip", "no back pain"
@@ -76,7 +81,8 @@ _NOT_COUNTED = frozenset("""
     minutes minute mins min hours hour hrs hr seconds secs days day weeks week times goes sessions walks reps
     repetitions rounds k ks km kms kilometres kilometre kilometers kilometer miles mile metres meters
     of do does did is are can could should would will time longer further difference good better harm damage
-    it this that they i you we he she them though then each every per people someone more walking exercise""".split())
+    it this that they i you we he she them though then each every per people someone more walking exercise
+    on in at for to with from by about a an the my your his her our their first""".split())
 _FIGURE = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|fifty|hundred|"
                      r"half|few|several|couple|dozen)\b")
 _QUOTED = re.compile(r"(?:^|\s)['\"\u2018\u201c]([^'\"\u2019\u201d]{1,80})['\"\u2019\u201d]")
@@ -143,6 +149,7 @@ class Concept:
     pattern: re.Pattern
     even_with_back: bool = False  # near-topic subjects only: out of scope even when the back is named
     walking_ok: bool = False  # near-topic subjects only: in scope when the question is about walking
+    helped_by: str = ""  # near-topic subjects only: who can help instead ("" for a clinician, "-" for no one)
 
 
 @dataclass
@@ -150,9 +157,11 @@ class ScopeDecision:
     verdict: Verdict = "answer"
     terms: list[str] = field(default_factory=list)  # what is not covered, named in the reply
     rare_words: list[str] = field(default_factory=list)  # the terms that are unknown names, not topics
+    helped_by: str = ""  # who can help with a near-topic subject instead
 
     def to_dict(self) -> dict:
-        return {"verdict": self.verdict, "terms": list(self.terms), "rare_words": list(self.rare_words)}
+        return {"verdict": self.verdict, "terms": list(self.terms), "rare_words": list(self.rare_words),
+                "helped_by": self.helped_by}
 
 
 @dataclass(frozen=True)
@@ -168,7 +177,7 @@ class ScopeRules:
 
         def concepts(key: str) -> tuple[Concept, ...]:
             return tuple(Concept(str(c["name"]), _pattern(c["pattern"]), bool(c.get("even_with_back")),
-                                 bool(c.get("walking_ok")))
+                                 bool(c.get("walking_ok")), str(c.get("helped_by") or ""))
                          for c in data.get(key) or [])
 
         return cls(
@@ -202,10 +211,9 @@ class ScopeJudge:
             return ScopeDecision("not_a_doctor")
         about_back = bool(self.rules.back.search(
             _BACK_RULED_OUT.sub(" ", _ADVERB_BACK.sub(" ", without_object_backs(lowered)))))
-        subjects = [c.name for c in self.rules.near_topic
-                    if (c.even_with_back or not about_back) and self._near_topic(c, lowered)]
-        if subjects:
-            return ScopeDecision("out_of_scope", subjects)
+        near = [c for c in self.rules.near_topic if (c.even_with_back or not about_back) and self._near_topic(c, lowered)]
+        if near:
+            return ScopeDecision("out_of_scope", [c.name for c in near], helped_by=near[0].helped_by)
         quotes = [m.span(1) for m in _QUOTED.finditer(lowered)]
         terms = [c.name for c in self.rules.uncovered
                  if any(not self._in_corpus(m.group(0)) and not any(a <= m.start() < b for a, b in quotes)

@@ -167,3 +167,36 @@ def test_a_topic_the_corpus_covers_is_answered_when_documents_add_it(embedder):
     question = "is walking ok when it's icy with a bad back?"
     assert judge(["Walking helps the back."]).judge(question, ["walking", "icy"]).verdict == "no_answer"
     assert judge(["Walking helps the back, even when it's icy."]).judge(question, ["walking", "icy"]).verdict == "answer"
+
+
+@pytest.mark.parametrize("question, subject", [
+    ("my old pony keeps hunching her back when we lead her round the field", "pets"),
+    ("the kitten has been dragging its back legs since this morning", "pets"),
+])
+def test_an_animals_own_back_said_with_a_pronoun_is_the_pets_concept(bot, question, subject):
+    got = bot.answer(question)
+    assert got.kind == "out_of_scope" and subject in got.text, (got.kind, got.text[:120])
+
+
+@pytest.mark.parametrize("question, helper", [
+    ("how many miles should I walk my spaniel a day?", "vet"),
+    ("where are the nicest trails for a gentle hike near Bristol?", "walking group"),
+    ("my wrist aches after knitting, what should i do?", "doctor"),
+])
+def test_a_near_topic_decline_says_who_can_help_with_that_subject(bot, question, helper):
+    assert helper in bot.answer(question).text
+
+
+def test_a_decline_for_writing_does_not_send_the_person_to_a_clinician(bot):
+    text = bot.answer("can you write a limerick about my husband's dodgy back?").text
+    assert "can help with that" not in text, text
+
+
+@pytest.mark.parametrize("question", [
+    "I carry my lunch in a bag over one shoulder on long walks, does that matter for my back?",
+    "the straps on my rucksack dig into my shoulders a bit, how should a bag sit when I'm walking?",
+    "how much on the first day should I walk, and how often?",
+])
+def test_a_bag_on_a_shoulder_and_a_count_of_nothing_stay_in_scope(bot, question):
+    got = bot.answer(question)
+    assert got.kind == "answer", (got.kind, got.text[:160])

@@ -54,11 +54,15 @@ _QUESTIONISH = re.compile(r"\?\s*$")
 _RHETORICAL_FACT = re.compile(r"^(did you know|do you know)\b", re.IGNORECASE)
 _BARE_INTRO = re.compile(r":\s*$")
 _REFERENCE_ONLY = re.compile(r"^\(?\d+\)?\.?$")
-# sentences about the article rather than the topic ("In this article we will explore ...")
+# sentences about the article rather than the topic ("In this article we will explore ...") or that only
+# pose a question
 _META = re.compile(
     r"\b(this article|this blog|this guide|this question|let's explore|"
     r"read(ing)? more|consider reading|below are|here are|here is|"
-    r"(things|what) you (need|should|must|ought) (to )?know)\b",
+    r"(things|what) you (need|should|must|ought) (to )?know|"
+    # a question set up rather than answered ("many people wonder if ..."): filler in an answer
+    r"(people|many|some|you|readers) (may |might |often |probably |sometimes )?(wonder|ask)(s|ed)? (themselves )?(if|whether)|"
+    r"you (may|might) (be|have been) wondering)\b",
     re.IGNORECASE,
 )
 

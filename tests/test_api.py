@@ -315,3 +315,20 @@ def test_module_level_answer_uses_a_shared_default(test_settings, monkeypatch):
     first = api.answer("is walking good for my back?")
     assert first.kind == "answer"
     assert api.default_assistant() is api.default_assistant()
+
+
+@pytest.mark.parametrize("sentence, usable", [
+    ("Despite this, many people wonder whether a daily walk really helps a sore back.", False),
+    ("You might be wondering how far a person with back pain ought to walk each day.", False),
+    ("Readers often ask if the pace of a walk matters for the lower back.", False),
+    ("A short daily walk can work wonders for a stiff lower back in the morning.", True),
+])
+def test_a_sentence_that_only_poses_a_question_is_not_an_answer(sentence, usable):
+    from assistant.compose import _usable
+
+    assert _usable(sentence, False) is usable
+
+
+def test_an_answer_about_walking_making_pain_worse_has_no_rhetorical_set_up(bot):
+    text = bot.answer("could going for walks actually make my back worse?").answer_text
+    assert "wonder" not in text, text

@@ -74,7 +74,8 @@ _LEANS_BACK = re.compile(
     r"that'?s why|this is why|for this reason|in (this|that) case)\b", re.IGNORECASE)
 # Connectives that only link to the sentence before: dropped when that sentence is not shown.
 _CONNECTIVE = re.compile(r"^(so|also|but|and|however|moreover|furthermore|in addition|additionally|therefore|thus|"
-                         r"besides|then|well|now|of course|indeed|as (i|we)( have)? (mentioned|said|noted|explained|saw)"
+                         r"besides|then|well|now|of course|indeed|similarly|likewise|in the same way|what'?s more|"
+                         r"on top of that|on the other hand|even so|in contrast|by contrast|conversely|as (i|we)( have)? (mentioned|said|noted|explained|saw)"
                          r"( above| before| earlier)?),?\s+", re.IGNORECASE)
 # A sentence with fewer content words than this says nothing on its own ("So you must adopt a good
 # posture."), unless it carries a number.
@@ -304,7 +305,8 @@ class Composer:
     def answer_first(ordered: list[_Candidate], question: str) -> list[_Candidate]:
         """The sentence that answers goes first: the best one, or for "how long / how often" the best
         one that holds a figure. The rest keep their reading order."""
-        leads = [c for c in ordered if not c.is_item and not c.text.rstrip().endswith(":")]
+        # a sentence that leans on the one before it ("This gentle exercise ...") cannot open the answer
+        leads = [c for c in ordered if not c.is_item and not c.text.rstrip().endswith(":") and not _LEANS_BACK.match(c.text)]
         if _WANTS_FIGURE.search(question):
             leads = [c for c in leads if _NUMBER.search(c.text)] or leads
         if not leads:

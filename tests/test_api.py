@@ -332,3 +332,18 @@ def test_a_sentence_that_only_poses_a_question_is_not_an_answer(sentence, usable
 def test_an_answer_about_walking_making_pain_worse_has_no_rhetorical_set_up(bot):
     text = bot.answer("could going for walks actually make my back worse?").answer_text
     assert "wonder" not in text, text
+
+
+@pytest.mark.parametrize("question", [
+    "will a walk every morning ease the stiffness in my lower back?",
+    "does walking get more blood to the muscles of my back?",
+    "I limp a little as one leg is shorter, can that strain my back on walks?",
+    "are walking poles worth it for a bad back?",
+    "why is walking better than resting in bed for back ache?",
+])
+def test_an_answer_never_opens_with_a_sentence_that_leans_on_one_before_it(bot, question):
+    from assistant.compose import _LEANS_BACK
+
+    text = bot.answer(question).answer_text
+    first = text.lstrip("-0123456789. ")
+    assert not _LEANS_BACK.match(first) and not re.match(r"(similarly|likewise|also|however)\b", first, re.I), text

@@ -62,7 +62,9 @@ _META = re.compile(
     r"(things|what) you (need|should|must|ought) (to )?know|"
     # a question set up rather than answered ("many people wonder if ..."): filler in an answer
     r"(people|many|some|you|readers) (may |might |often |probably |sometimes )?(wonder|ask)(s|ed)? (themselves )?(if|whether)|"
-    r"you (may|might) (be|have been) wondering)\b",
+    r"you (may|might) (be|have been) wondering|"
+    # an article's own blurb ("Discover how walking can relieve ...", "Learn why ...")
+    r"^(discover|learn|find out|explore|read on to)\b)\b",
     re.IGNORECASE,
 )
 

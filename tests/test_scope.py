@@ -200,3 +200,32 @@ def test_a_decline_for_writing_does_not_send_the_person_to_a_clinician(bot):
 def test_a_bag_on_a_shoulder_and_a_count_of_nothing_stay_in_scope(bot, question):
     got = bot.answer(question)
     assert got.kind == "answer", (got.kind, got.text[:160])
+
+
+@pytest.mark.parametrize("question, named", [
+    ("will vaping make my sore back any worse?", "smoking"),
+    ("my granddaughter has scoliosis, will lots of walking straighten her spine?", "curves of the spine"),
+    ("is walking ok when the pain is in my SI joint?", "sacroiliac"),
+    ("what's a brisk pace for my back in km an hour?", "speeds"),
+    ("how tall should my walking poles be set for someone of 5ft 2?", "pole"),
+    ("does sports tape across my lower back help on long walks?", "devices"),
+    ("I'm having a spinal manipulation on Friday, should I skip my walk after it?", "manual therapy"),
+])
+def test_more_uncovered_topics_are_declined_by_name(bot, question, named):
+    got = bot.answer(question)
+    assert got.kind == "no_answer", (got.kind, got.text[:150])
+    assert named in got.text
+
+
+@pytest.mark.parametrize("question", [
+    "I gave up smoking last spring and want to get fitter, is walking good for my lower back?",
+    "would those Nordic walking sticks take some strain off my back?",
+])
+def test_a_topic_mentioned_in_passing_or_a_device_the_corpus_covers_is_answered(bot, question):
+    got = bot.answer(question)
+    assert got.kind == "answer", (got.kind, got.text[:150])
+
+
+def test_a_painful_heel_is_another_part_of_the_body(bot):
+    got = bot.answer("there's a sharp pain under my heel when I first stand up in the morning, what is it?")
+    assert got.kind == "out_of_scope" and "other joints" in got.text, got.text[:150]

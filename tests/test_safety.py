@@ -598,3 +598,11 @@ def test_a_clearance_does_not_reach_into_the_next_sentence(screen, message):
 ])
 def test_explained_details_stay_ordinary(screen, message):
     assert screen.assess(message).level == "none", screen.assess(message).reasons
+
+
+@pytest.mark.parametrize("message", [
+    "any ideas to inject a little variety into my walks? my back stiffens on the same route every day",
+    "both my children had a fever at the weekend and my own back aches from carrying them, walk it off?",
+])
+def test_a_figure_of_speech_and_other_peoples_fever_stay_ordinary(screen, message):
+    assert screen.assess(message).level == "none", screen.assess(message).reasons

@@ -229,3 +229,27 @@ def test_a_topic_mentioned_in_passing_or_a_device_the_corpus_covers_is_answered(
 def test_a_painful_heel_is_another_part_of_the_body(bot):
     got = bot.answer("there's a sharp pain under my heel when I first stand up in the morning, what is it?")
     assert got.kind == "out_of_scope" and "other joints" in got.text, got.text[:150]
+
+
+@pytest.mark.parametrize("question, named", [
+    ("would a lumbar support I strap round my middle help on my walks?", "devices"),
+    ("will walking with weights on my wrists build up my back faster?", "extra weight"),
+    ("my dad smokes a pack a day, does that make his back ache worse?", "smoking"),
+])
+def test_devices_weights_and_smoking_in_other_words_are_declined(bot, question, named):
+    got = bot.answer(question)
+    assert got.kind == "no_answer" and named in got.text, (got.kind, got.text[:150])
+
+
+@pytest.mark.parametrize("question, subject", [
+    ("is there a park in Bristol with level paths?", "routes"),
+    ("tell me a funny story about rambling", "writing"),
+])
+def test_a_named_park_and_a_story_are_near_topic(bot, question, subject):
+    got = bot.answer(question)
+    assert got.kind == "out_of_scope", (got.kind, got.text[:150])
+
+
+def test_an_everyday_word_for_stiffness_is_not_an_unknown_name(bot):
+    got = bot.answer("my back gets creakier every winter, does walking keep it moving?")
+    assert got.kind == "answer", got.text[:150]

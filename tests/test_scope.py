@@ -34,6 +34,10 @@ import pytest
     ("we're in Lisbon for a week, could you plan us a walking tour of the old town?", "routes"),
     ("our rescue terrier is two, how far should his walks be?", "pets"),
     ("my rabbit's back legs seem stiff, should he see the vet?", "pets"),
+    ("is there a park in Bristol with level paths?", "routes"),
+    ("tell me a funny story about rambling", "writing"),
+    ("my old pony keeps hunching her back when we lead her round the field", "pets"),
+    ("the kitten has been dragging its back legs since this morning", "pets"),
 ])
 def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
     got = bot.answer(question)
@@ -103,6 +107,16 @@ def test_clinician_requests_are_refused_with_what_it_can_do(bot, question):
     ("are zero-drop shoes any good for a sore lower back?", "shoe designs"),
     ("does it do my back harm to walk when it's bitterly cold out?", "weather"),
     ("my lower back makes a popping noise when I walk, is that bad?", "clicking and cracking"),
+    ("will vaping make my sore back any worse?", "smoking"),
+    ("my dad smokes a pack a day, does that make his back ache worse?", "smoking"),
+    ("my granddaughter has scoliosis, will lots of walking straighten her spine?", "curves of the spine"),
+    ("is walking ok when the pain is in my SI joint?", "sacroiliac"),
+    ("what's a brisk pace for my back in km an hour?", "speeds"),
+    ("how tall should my walking poles be set for someone of 5ft 2?", "pole"),
+    ("does sports tape across my lower back help on long walks?", "devices"),
+    ("would a lumbar support I strap round my middle help on my walks?", "devices"),
+    ("will walking with weights on my wrists build up my back faster?", "extra weight"),
+    ("I'm having a spinal manipulation on Friday, should I skip my walk after it?", "manual therapy"),
 ])
 def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
     got = bot.answer(question)
@@ -169,15 +183,6 @@ def test_a_topic_the_corpus_covers_is_answered_when_documents_add_it(embedder):
     assert judge(["Walking helps the back, even when it's icy."]).judge(question, ["walking", "icy"]).verdict == "answer"
 
 
-@pytest.mark.parametrize("question, subject", [
-    ("my old pony keeps hunching her back when we lead her round the field", "pets"),
-    ("the kitten has been dragging its back legs since this morning", "pets"),
-])
-def test_an_animals_own_back_said_with_a_pronoun_is_the_pets_concept(bot, question, subject):
-    got = bot.answer(question)
-    assert got.kind == "out_of_scope" and subject in got.text, (got.kind, got.text[:120])
-
-
 @pytest.mark.parametrize("question, helper", [
     ("how many miles should I walk my spaniel a day?", "vet"),
     ("where are the nicest trails for a gentle hike near Bristol?", "walking group"),
@@ -202,21 +207,6 @@ def test_a_bag_on_a_shoulder_and_a_count_of_nothing_stay_in_scope(bot, question)
     assert got.kind == "answer", (got.kind, got.text[:160])
 
 
-@pytest.mark.parametrize("question, named", [
-    ("will vaping make my sore back any worse?", "smoking"),
-    ("my granddaughter has scoliosis, will lots of walking straighten her spine?", "curves of the spine"),
-    ("is walking ok when the pain is in my SI joint?", "sacroiliac"),
-    ("what's a brisk pace for my back in km an hour?", "speeds"),
-    ("how tall should my walking poles be set for someone of 5ft 2?", "pole"),
-    ("does sports tape across my lower back help on long walks?", "devices"),
-    ("I'm having a spinal manipulation on Friday, should I skip my walk after it?", "manual therapy"),
-])
-def test_more_uncovered_topics_are_declined_by_name(bot, question, named):
-    got = bot.answer(question)
-    assert got.kind == "no_answer", (got.kind, got.text[:150])
-    assert named in got.text
-
-
 @pytest.mark.parametrize("question", [
     "I gave up smoking last spring and want to get fitter, is walking good for my lower back?",
     "would those Nordic walking sticks take some strain off my back?",
@@ -229,25 +219,6 @@ def test_a_topic_mentioned_in_passing_or_a_device_the_corpus_covers_is_answered(
 def test_a_painful_heel_is_another_part_of_the_body(bot):
     got = bot.answer("there's a sharp pain under my heel when I first stand up in the morning, what is it?")
     assert got.kind == "out_of_scope" and "other joints" in got.text, got.text[:150]
-
-
-@pytest.mark.parametrize("question, named", [
-    ("would a lumbar support I strap round my middle help on my walks?", "devices"),
-    ("will walking with weights on my wrists build up my back faster?", "extra weight"),
-    ("my dad smokes a pack a day, does that make his back ache worse?", "smoking"),
-])
-def test_devices_weights_and_smoking_in_other_words_are_declined(bot, question, named):
-    got = bot.answer(question)
-    assert got.kind == "no_answer" and named in got.text, (got.kind, got.text[:150])
-
-
-@pytest.mark.parametrize("question, subject", [
-    ("is there a park in Bristol with level paths?", "routes"),
-    ("tell me a funny story about rambling", "writing"),
-])
-def test_a_named_park_and_a_story_are_near_topic(bot, question, subject):
-    got = bot.answer(question)
-    assert got.kind == "out_of_scope", (got.kind, got.text[:150])
 
 
 def test_an_everyday_word_for_stiffness_is_not_an_unknown_name(bot):

@@ -606,3 +606,22 @@ def test_explained_details_stay_ordinary(screen, message):
 ])
 def test_a_figure_of_speech_and_other_peoples_fever_stay_ordinary(screen, message):
     assert screen.assess(message).level == "none", screen.assess(message).reasons
+
+
+@pytest.mark.parametrize("message", [
+    "my son has a temperature and a sore back, he says his neck is too stiff to bend his chin to his chest",
+    "feverish since lunch, back aches, and now there are little purple spots on my arm that don't fade when I press them",
+    "36 weeks pregnant, the back ache is coming in waves and I've just noticed some blood",
+    "my period is a fortnight late, I've got a sharp pain low on one side and my back, and I nearly fainted",
+])
+def test_meningitis_and_pregnancy_emergencies_are_emergencies(screen, monkeypatch, message):
+    monkeypatch.setattr(screen, "parts", frozenset({"rules"}))
+    assert screen.assess(message).level == "emergency", screen.assess(message).reasons
+
+
+@pytest.mark.parametrize("message", [
+    "26 weeks pregnant, a few Braxton Hicks tightenings in the evening and a tired back, is walking fine?",
+    "I had a stiff neck from sleeping awkwardly and my lower back is tight, any walking tips?",
+])
+def test_pregnancy_and_a_stiff_neck_alone_stay_ordinary(screen, message):
+    assert screen.assess(message).level == "none", screen.assess(message).reasons

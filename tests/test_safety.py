@@ -625,3 +625,8 @@ def test_meningitis_and_pregnancy_emergencies_are_emergencies(screen, monkeypatc
 ])
 def test_pregnancy_and_a_stiff_neck_alone_stay_ordinary(screen, message):
     assert screen.assess(message).level == "none", screen.assess(message).reasons
+
+
+def test_blood_pressure_in_pregnancy_is_not_bleeding(screen):
+    message = "28 weeks pregnant and my blood pressure runs a bit low, my back aches after the school run, is walking ok?"
+    assert screen.assess(message).level == "none", screen.assess(message).reasons

@@ -630,3 +630,11 @@ def test_pregnancy_and_a_stiff_neck_alone_stay_ordinary(screen, message):
 def test_blood_pressure_in_pregnancy_is_not_bleeding(screen):
     message = "28 weeks pregnant and my blood pressure runs a bit low, my back aches after the school run, is walking ok?"
     assert screen.assess(message).level == "none", screen.assess(message).reasons
+
+
+@pytest.mark.parametrize("message", [
+    "which order do the stretches go in, before or after? i usually get confused",
+    "warm up first or stretch at the end? I often feel confused.",
+])
+def test_habitual_puzzlement_is_not_confusion(screen, message):
+    assert screen.assess(message).level == "none", screen.assess(message).reasons

@@ -546,11 +546,21 @@ def test_a_negation_that_is_the_symptom_itself_does_not_cancel_it(screen, messag
     "my doctor told me years ago my bone density is low, does walking help the bones too?",
     "I always get muddled about which stretches go first, can you explain?",
     "so many plans online, I'm really muddled. how far should I walk on a bad day?",
+    "which order do the stretches go in, before or after? i usually get confused",
+    "warm up first or stretch at the end? I often feel confused.",
+    "lost 3 kilos since I gave up the booze in January, and my back is a bit stiff, ok to walk more?",
+    "as a paramedic I give IV drugs most shifts and my back aches after a week of nights, walking help?",
+    "any ideas to inject a little variety into my walks? my back stiffens on the same route every day",
+    "both my children had a fever at the weekend and my own back aches from carrying them, walk it off?",
+    "26 weeks pregnant, a few Braxton Hicks tightenings in the evening and a tired back, is walking fine?",
+    "I had a stiff neck from sleeping awkwardly and my lower back is tight, any walking tips?",
+    "28 weeks pregnant and my blood pressure runs a bit low, my back aches after the school run, is walking ok?",
 ])
 def test_ordinary_messages_near_a_red_flag_stay_ordinary(screen, message):
     """Hands or arms alone, one leg, a real word that looks like a symptom's typo, exertion slang,
-    puzzlement, a week that starts with "wee", thin bones known for years: none is a red
-    flag (written for this test, not taken from an eval set)."""
+    puzzlement (habitual too), a week that starts with "wee", thin bones known for years, a figure of
+    speech ("inject a little variety"), other people's fever, weight lost on purpose, staff who give IV
+    drugs, blood pressure in pregnancy: none is a red flag (written for this test, not taken from an eval set)."""
     assert screen.assess(message).level == "none", screen.assess(message).reasons
 
 
@@ -593,22 +603,6 @@ def test_a_clearance_does_not_reach_into_the_next_sentence(screen, message):
 
 
 @pytest.mark.parametrize("message", [
-    "lost 3 kilos since I gave up the booze in January, and my back is a bit stiff, ok to walk more?",
-    "as a paramedic I give IV drugs most shifts and my back aches after a week of nights, walking help?",
-])
-def test_explained_details_stay_ordinary(screen, message):
-    assert screen.assess(message).level == "none", screen.assess(message).reasons
-
-
-@pytest.mark.parametrize("message", [
-    "any ideas to inject a little variety into my walks? my back stiffens on the same route every day",
-    "both my children had a fever at the weekend and my own back aches from carrying them, walk it off?",
-])
-def test_a_figure_of_speech_and_other_peoples_fever_stay_ordinary(screen, message):
-    assert screen.assess(message).level == "none", screen.assess(message).reasons
-
-
-@pytest.mark.parametrize("message", [
     "my son has a temperature and a sore back, he says his neck is too stiff to bend his chin to his chest",
     "feverish since lunch, back aches, and now there are little purple spots on my arm that don't fade when I press them",
     "36 weeks pregnant, the back ache is coming in waves and I've just noticed some blood",
@@ -617,24 +611,3 @@ def test_a_figure_of_speech_and_other_peoples_fever_stay_ordinary(screen, messag
 def test_meningitis_and_pregnancy_emergencies_are_emergencies(screen, monkeypatch, message):
     monkeypatch.setattr(screen, "parts", frozenset({"rules"}))
     assert screen.assess(message).level == "emergency", screen.assess(message).reasons
-
-
-@pytest.mark.parametrize("message", [
-    "26 weeks pregnant, a few Braxton Hicks tightenings in the evening and a tired back, is walking fine?",
-    "I had a stiff neck from sleeping awkwardly and my lower back is tight, any walking tips?",
-])
-def test_pregnancy_and_a_stiff_neck_alone_stay_ordinary(screen, message):
-    assert screen.assess(message).level == "none", screen.assess(message).reasons
-
-
-def test_blood_pressure_in_pregnancy_is_not_bleeding(screen):
-    message = "28 weeks pregnant and my blood pressure runs a bit low, my back aches after the school run, is walking ok?"
-    assert screen.assess(message).level == "none", screen.assess(message).reasons
-
-
-@pytest.mark.parametrize("message", [
-    "which order do the stretches go in, before or after? i usually get confused",
-    "warm up first or stretch at the end? I often feel confused.",
-])
-def test_habitual_puzzlement_is_not_confusion(screen, message):
-    assert screen.assess(message).level == "none", screen.assess(message).reasons

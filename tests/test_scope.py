@@ -38,6 +38,7 @@ import pytest
     ("tell me a funny story about rambling", "writing"),
     ("my old pony keeps hunching her back when we lead her round the field", "pets"),
     ("the kitten has been dragging its back legs since this morning", "pets"),
+    ("there's a sharp pain under my heel when I first stand up in the morning, what is it?", "other joints"),
 ])
 def test_near_topic_subjects_are_declined_and_named(bot, question, subject):
     got = bot.answer(question)
@@ -140,9 +141,16 @@ def test_uncovered_content_gets_a_decline_that_names_it(bot, question, named):
     "my old trainers are wearing out, does that matter for my back?",  # worn-out shoes: the sources say
     "I'm a hypochondriac, so tell me straight: is walking really safe for a bad back?",  # who is asking
     "my trainer keeps shouting 'brace, brace!' at me. which muscles hold my back steady when I walk?",  # quoted
+    "my back gets creakier every winter, does walking keep it moving?",  # a stiffness word
+    "I carry my lunch in a bag over one shoulder on long walks, does that matter for my back?",  # where a bag hangs
+    "the straps on my rucksack dig into my shoulders a bit, how should a bag sit when I'm walking?",
+    "how much on the first day should I walk, and how often?",  # a preposition is not a counted thing
+    "I gave up smoking last spring and want to get fitter, is walking good for my lower back?",  # in passing
+    "would those Nordic walking sticks take some strain off my back?",  # a device the corpus covers
 ])
 def test_everyday_words_do_not_trigger_a_decline(bot, question):
-    assert bot.answer(question).kind == "answer"
+    got = bot.answer(question)
+    assert got.kind == "answer", (got.kind, got.text[:160])
 
 
 def test_a_back_that_is_not_anyones_back_is_not_on_topic(bot):
@@ -195,32 +203,3 @@ def test_a_near_topic_decline_says_who_can_help_with_that_subject(bot, question,
 def test_a_decline_for_writing_does_not_send_the_person_to_a_clinician(bot):
     text = bot.answer("can you write a limerick about my husband's dodgy back?").text
     assert "can help with that" not in text, text
-
-
-@pytest.mark.parametrize("question", [
-    "I carry my lunch in a bag over one shoulder on long walks, does that matter for my back?",
-    "the straps on my rucksack dig into my shoulders a bit, how should a bag sit when I'm walking?",
-    "how much on the first day should I walk, and how often?",
-])
-def test_a_bag_on_a_shoulder_and_a_count_of_nothing_stay_in_scope(bot, question):
-    got = bot.answer(question)
-    assert got.kind == "answer", (got.kind, got.text[:160])
-
-
-@pytest.mark.parametrize("question", [
-    "I gave up smoking last spring and want to get fitter, is walking good for my lower back?",
-    "would those Nordic walking sticks take some strain off my back?",
-])
-def test_a_topic_mentioned_in_passing_or_a_device_the_corpus_covers_is_answered(bot, question):
-    got = bot.answer(question)
-    assert got.kind == "answer", (got.kind, got.text[:150])
-
-
-def test_a_painful_heel_is_another_part_of_the_body(bot):
-    got = bot.answer("there's a sharp pain under my heel when I first stand up in the morning, what is it?")
-    assert got.kind == "out_of_scope" and "other joints" in got.text, got.text[:150]
-
-
-def test_an_everyday_word_for_stiffness_is_not_an_unknown_name(bot):
-    got = bot.answer("my back gets creakier every winter, does walking keep it moving?")
-    assert got.kind == "answer", got.text[:150]
